@@ -1,0 +1,53 @@
+"""Solver parameters shared by every model."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class SolveParams:
+    """How long and how to search.
+
+    Parameters
+    ----------
+    time_limit_s
+        Wall-clock limit for the solve (every solver has one).
+    seed
+        Random seed; the same inputs and seed give the same plan.
+    workers
+        Solver threads. Results are deterministic for a fixed seed and worker count.
+    gap_tolerance
+        Relative gap at which the search may stop and report ``optimal``.
+    """
+
+    time_limit_s: float = 30.0
+    seed: int = 0
+    workers: int = 2
+    gap_tolerance: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive, not {self.time_limit_s!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers!r}")
+        if not 0 <= self.gap_tolerance < 1:
+            raise ValueError(f"gap_tolerance must lie in [0, 1), not {self.gap_tolerance!r}")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SolveParams:
+        """Load parameters from a TOML or YAML file (a table ``[solve]`` or top-level keys)."""
+        path = Path(path)
+        text = path.read_text()
+        data: dict[str, Any] = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
+        data = data.get("solve", data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown solve parameter(s) {unknown}; known are {sorted(known)}")
+        return cls(**data)

@@ -1,0 +1,253 @@
+"""The ``branchnet`` command line: a thin adapter over geodata, the job runner and region storage."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geodata.errors import GeodataError
+from geodata.region import RegionSources, prepare_region
+from optimizer.errors import OptimizerError
+from service.config import Settings
+from service.jobs import PlanRequest, region_kpis, run_plan
+from service.maps import MissingAssetsError
+from service.regions import RegionNotFoundError, list_regions, load_region, save_region
+
+app = typer.Typer(help="Plan library networks: branches, bookmobiles and outreach.", no_args_is_help=True)
+region_app = typer.Typer(help="Import and inspect regions.", no_args_is_help=True)
+app.add_typer(region_app, name="region")
+console = Console(width=None if Console().is_terminal else 132)
+err = Console(stderr=True)
+
+#: Errors that are the user's to fix: printed plainly, exit code 2.
+USER_ERRORS = (GeodataError, OptimizerError, RegionNotFoundError, MissingAssetsError, ValueError, KeyError,
+               FileNotFoundError)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Callable[[str, float], None]]:
+    """Yield a progress callback (stage, fraction) that draws one bar per stage."""
+    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=err, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(stage: str, fraction: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=1.0)
+            bar.update(tasks[stage], completed=min(max(fraction, 0.0), 1.0))
+
+        yield report
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn domain errors into a one-line message and exit code 2; show assumption warnings once."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except USER_ERRORS as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        finally:
+            seen = set()
+            for w in caught:
+                msg = str(w.message)
+                if msg not in seen and not issubclass(w.category, DeprecationWarning | FutureWarning):
+                    seen.add(msg)
+                    err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def kpi_table(kpis: dict[str, Any], title: str, *, by: str | None = None, limit: int = 40) -> Table:
+    """Render access KPIs (overall, or by area/group) as a table."""
+    rows = {"all": kpis["overall"]} if by is None else kpis[by]
+    table = Table(title=title, title_justify="left")
+    first = "area" if by == "by_area" else ("group" if by == "by_group" else "")
+    table.add_column(first or "", style="bold", no_wrap=True)
+    cols = [("population", "people", "{:,.0f}")]
+    cols += [(f"share_within_{m}min", f"≤{m} min", "{:.1%}") for m in (5, 10, 15, 20)]
+    cols += [("share_within_3.2km_road", "≤2 mi road", "{:.1%}"), ("mean_time_min", "mean min", "{:.1f}"),
+             ("p95_time_min", "p95 min", "{:.1f}")]
+    for _, head, _ in cols:
+        table.add_column(head, justify="right")
+    for name, block in list(rows.items())[:limit]:
+        table.add_row(name, *[fmt.format(block.get(k, float("nan"))) for k, _, fmt in cols])
+    if len(rows) > limit:
+        table.caption = f"{len(rows) - limit} more rows in plan.json"
+    return table
+
+
+@region_app.command("import")
+def region_import(
+    name: Annotated[str, typer.Argument(help="Region name (lower-case letters, digits, - and _).")],
+    osm: Annotated[Path, typer.Option(help="OSM extract, .osm.pbf or .osm XML.")],
+    population: Annotated[Path, typer.Option(help="Population points or census-area polygons.")],
+    branches: Annotated[Path, typer.Option(help="Branches: public-library schema CSV with coordinates, GeoJSON or GPKG.")],
+    population_table: Annotated[Path | None, typer.Option(help="CSV of population to join to the polygons.")] = None,
+    join_on: Annotated[str | None, typer.Option(help="POLYGON_FIELD=TABLE_FIELD; detected when omitted.")] = None,
+    population_field: Annotated[str | None, typer.Option(help="Population column; detected when omitted.")] = None,
+    area_field: Annotated[str | None, typer.Option(help="Census-area id column.")] = None,
+    group_field: Annotated[str | None, typer.Option(help="Grouping column, e.g. former municipality.")] = None,
+    id_field: Annotated[str | None, typer.Option(help="Branch id column; detected when omitted.")] = None,
+    crs: Annotated[str | None, typer.Option(help="Metric CRS, e.g. EPSG:27700; local UTM when omitted.")] = None,
+) -> None:
+    """Build a region from raw files into the data directory (BRANCHNET_DATA_DIR)."""
+    settings = _settings()
+    sources = RegionSources(
+        osm=str(osm), population=str(population), branches=str(branches),
+        population_table=str(population_table) if population_table else None, join_on=join_on,
+        population_field=population_field, area_field=area_field, group_field=group_field, id_field=id_field,
+        crs=crs,
+    )
+    with user_errors():
+        from service.regions import check_name
+
+        check_name(name)
+        with progress_bar() as report:
+            region = prepare_region(name, sources, cache_dir=settings.cache_dir, progress=report)
+            report("save region", 0.0)
+            folder = save_region(region, settings.regions_dir)
+            report("save region", 1.0)
+        _print_region(region.meta)
+        console.print(f"region [bold]{name}[/] saved to {folder}")
+
+
+def _print_region(meta: dict[str, Any]) -> None:
+    drive = meta["networks"]["drive"]
+    console.print(
+        f"[bold]{meta['name']}[/]: {meta['population']:,.0f} people on {meta['demand_points']:,} demand points, "
+        f"{meta['branches']} branches; drive graph {drive['nodes']:,} nodes / {drive['edges']:,} edges "
+        f"({drive['dropped_nodes']:,} nodes outside the largest strongly connected component dropped), CRS {meta['crs']}"
+    )
+    for note in meta.get("notes", []):
+        console.print(f"  note: {note}", highlight=False)
+
+
+@region_app.command("show")
+def region_show(
+    name: Annotated[str, typer.Argument(help="Region name.")],
+    by: Annotated[str, typer.Option(help="Break down by 'area', 'group' or 'none'.")] = "area",
+) -> None:
+    """Print the current network's access KPIs, overall and per census area or former municipality."""
+    settings = _settings()
+    with user_errors():
+        region = load_region(name, settings.regions_dir)
+        import numpy as np
+
+        kpis = region_kpis(region, np.ones(len(region.branches), dtype=bool))
+        _print_region(region.meta)
+        console.print(kpi_table(kpis, "Current network: access by car to the nearest branch"))
+        key = {"area": "by_area", "group": "by_group"}.get(by)
+        if key == "by_group" and key not in kpis:
+            key = "by_area"
+        if key:
+            console.print(kpi_table(kpis, f"... by {by}", by=key))
+
+
+@region_app.command("list")
+def region_list() -> None:
+    """List imported regions."""
+    for name in list_regions(_settings().regions_dir):
+        console.print(name)
+
+
+@app.command()
+def plan(
+    region: Annotated[str, typer.Argument(help="Region name.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/plan"),
+    objective: Annotated[str, typer.Option(help="max_coverage or min_cost.")] = "max_coverage",
+    standard_min: Annotated[float, typer.Option(help="Drive-time standard in minutes.")] = 15.0,
+    budget: Annotated[float | None, typer.Option(help="Annual budget for branches.")] = None,
+    budget_share: Annotated[float | None, typer.Option(help="Budget as a share of today's cost, e.g. 0.75.")] = None,
+    coverage_target: Annotated[float | None, typer.Option(help="min_cost: share to cover, e.g. 0.95.")] = None,
+    keep: Annotated[list[str] | None, typer.Option(help="Branch id to keep (repeatable).")] = None,
+    close: Annotated[list[str] | None, typer.Option(help="Branch id to close (repeatable).")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Solver time limit (s).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Choose which branches to keep, and write plan.json, layers.gpkg and map.html."""
+    settings = _settings()
+    with user_errors():
+        request = PlanRequest(
+            objective=objective,  # type: ignore[arg-type]
+            standard_min=standard_min, budget=budget, budget_share=budget_share, coverage_target=coverage_target,
+            keep=tuple(keep or ()), close=tuple(close or ()),
+            time_limit_s=time_limit or settings.time_limit_s, seed=settings.seed if seed is None else seed,
+            workers=settings.workers,
+        )
+        data = load_region(region, settings.regions_dir)
+        with progress_bar() as report:
+            result = run_plan(data, request, out, leaflet_dir=settings.leaflet_dir, progress=report)
+        print_plan(result, out)
+
+
+def print_plan(result: dict[str, Any], out: Path) -> None:
+    """Print a plan's decisions, KPIs before and after, and solver stats."""
+    table = Table(title="Branch decisions", title_justify="left")
+    for col in ("branch", "decision", "staffed h/wk", "annual cost", "saving"):
+        table.add_column(col, justify="right" if col != "branch" else "left")
+    for d in result["decisions"]:
+        colour = "green" if d["decision"] == "keep" else "red"
+        table.add_row(d["name"], f"[{colour}]{d['decision']}[/]", f"{d['staffed_hours_week']:g}",
+                      f"{d['annual_cost']:,.0f}", f"{d['annual_saving']:,.0f}")
+    console.print(table)
+    console.print(kpi_table(result["kpis"]["before"], "Before: access by car to the nearest branch"))
+    console.print(kpi_table(result["kpis"]["after"], "After"))
+    if "by_group" in result["kpis"]["after"]:
+        console.print(kpi_table(result["kpis"]["after"], "After, by group", by="by_group"))
+    s = result["solver"]
+    console.print(
+        f"cost {result['cost']['before']:,.0f} -> {result['cost']['after']:,.0f} a year; "
+        f"solver {s['engine']}: {s['status']}, objective {s['objective']:,.1f}, bound {s['bound']:,.1f}, "
+        f"gap {s['gap']:.2%}, {s['runtime_s']:.2f} s"
+    )
+    console.print(f"wrote {out / 'plan.json'}, {out / 'layers.gpkg'}, {out / 'map.html'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
+    preset: Annotated[str, typer.Option(help="Synthetic size: toy, small, demo, county.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic region.")] = 42,
+    budget_share: Annotated[float, typer.Option(help="Budget as a share of today's branch cost.")] = 0.75,
+) -> None:
+    """Run the whole slice on a seeded synthetic merged municipality: generate, import, plan, map."""
+    from geodata.synthetic import generate_region, write_region
+
+    settings = _settings()
+    name = f"synthetic-{preset}-{seed}"
+    with user_errors():
+        src = settings.data_dir / "sources" / name
+        if not (src / "README.txt").is_file():
+            console.print(f"generating synthetic region {name} ...")
+            paths = write_region(generate_region(preset, seed=seed), src)
+        else:
+            paths = {k: src / f for k, f in (("osm", "roads.osm"), ("areas", "areas.geojson"),
+                                            ("branches", "branches.geojson"))}
+        sources = RegionSources(osm=str(paths["osm"]), population=str(paths["areas"]),
+                                branches=str(paths["branches"]), area_field="area_id", group_field="municipality",
+                                id_field="branch_id")
+        with progress_bar() as report:
+            region = prepare_region(name, sources, cache_dir=settings.cache_dir, progress=report)
+            save_region(region, settings.regions_dir)
+            request = PlanRequest(budget_share=budget_share, time_limit_s=settings.time_limit_s,
+                                  seed=settings.seed, workers=settings.workers)
+            result = run_plan(region, request, out, leaflet_dir=settings.leaflet_dir, progress=report)
+        _print_region(region.meta)
+        print_plan(result, out)
+
+
+if __name__ == "__main__":
+    app()

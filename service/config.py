@@ -1,0 +1,36 @@
+"""Settings from the environment (``BRANCHNET_*``) or a ``.env`` file; the only place configuration enters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """branchnet settings. Every field can be set as ``BRANCHNET_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BRANCHNET_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where regions, caches and results are stored.")
+    shared_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared", description="Read-only real data and benchmark instances."
+    )
+    leaflet_dir: Path = Field(
+        default=REPO_ROOT / "node_modules" / "leaflet" / "dist",
+        description="Leaflet's dist folder, installed from the npm registry by `make setup`.",
+    )
+    time_limit_s: float = Field(default=30.0, gt=0, le=86_400, description="Default solver time limit.")
+    seed: int = Field(default=0, ge=0, description="Default random seed.")
+    workers: int = Field(default=2, ge=1, le=64, description="Solver threads.")
+
+    @property
+    def regions_dir(self) -> Path:
+        return self.data_dir / "regions"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"

@@ -1,0 +1,213 @@
+"""The one job runner: region -> problem -> solve -> KPIs -> result files.
+
+The CLI (and later the API and the nightly batch) are thin adapters over :func:`run_plan`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geodata.region import RegionData
+from optimizer.errors import InvalidProblemError
+from optimizer.kpis import access_kpis, nearest_open
+from optimizer.location import LocationProblem, LocationResult, solve_location
+from optimizer.params import SolveParams
+from service import maps, outputs
+
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What the planner asks for.
+
+    ``max_coverage`` keeps the branches that put the most people within ``standard_min`` of a branch for at most
+    ``budget`` a year (or ``budget_share`` of today's cost); ``min_cost`` finds the cheapest set that keeps
+    ``coverage_target`` of people within the standard.
+    """
+
+    objective: Literal["max_coverage", "min_cost"] = "max_coverage"
+    standard_min: float = 15.0
+    budget: float | None = None
+    budget_share: float | None = None
+    coverage_target: float | None = None
+    keep: tuple[str, ...] = ()
+    close: tuple[str, ...] = ()
+    time_limit_s: float = 30.0
+    seed: int = 0
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.standard_min > 0:
+            raise InvalidProblemError(f"standard_min must be positive, not {self.standard_min!r}")
+        if self.budget is not None and self.budget_share is not None:
+            raise InvalidProblemError("give either budget or budget_share, not both")
+        if self.budget_share is not None and not 0 < self.budget_share:
+            raise InvalidProblemError(f"budget_share must be positive, not {self.budget_share!r}")
+        if self.objective == "min_cost" and self.coverage_target is None:
+            raise InvalidProblemError("min_cost needs coverage_target (for example 0.95)")
+        both = set(self.keep) & set(self.close)
+        if both:
+            raise InvalidProblemError(f"branch(es) {sorted(both)} are both forced open (keep) and closed (close)")
+
+
+def build_problem(region: RegionData, request: PlanRequest) -> LocationProblem:
+    """Turn a region and a request into a :class:`LocationProblem` (forced decisions checked by id)."""
+    ids = region.branches["branch_id"].astype(str).tolist()
+    for field_name, forced in (("keep", request.keep), ("close", request.close)):
+        unknown = sorted(set(forced) - set(ids))
+        if unknown:
+            raise InvalidProblemError(
+                f"{field_name}: unknown branch id(s) {unknown}; the region's branches are {', '.join(ids)}"
+            )
+    must_keep = region.branches["must_keep"].to_numpy(dtype=bool) | np.isin(ids, request.keep)
+    forbidden = np.isin(ids, request.close)
+    clash = must_keep & forbidden
+    if clash.any():
+        raise InvalidProblemError(
+            f"close: branch(es) {np.asarray(ids)[clash].tolist()} must be kept (must_keep in the branch file)"
+        )
+    cost = region.branches["annual_cost"].to_numpy(dtype=float)
+    budget = request.budget
+    if request.budget_share is not None:
+        budget = request.budget_share * float(cost.sum())
+    return LocationProblem(
+        time_s=region.time_s,
+        demand=region.demand["population"].to_numpy(dtype=float),
+        site_ids=tuple(ids),
+        site_cost=cost,
+        radius_s=request.standard_min * 60,
+        objective=request.objective,
+        budget=budget if request.objective == "max_coverage" else None,
+        coverage_target=request.coverage_target,
+        must_keep=must_keep,
+        forbidden=forbidden,
+    )
+
+
+def region_kpis(region: RegionData, open_mask: np.ndarray) -> dict[str, Any]:
+    """KPIs of a set of open branches: overall, by census area and by group."""
+    demand = region.demand["population"].to_numpy(dtype=float)
+    kpis = access_kpis(region.time_s, demand, open_mask, distance_m=region.dist_m,
+                       groups=region.demand["area_id"].astype(str).to_numpy())
+    by_area = kpis.pop("by_group")
+    groups = region.demand["group"].astype(str).to_numpy()
+    if len(set(groups.tolist())) > 1:
+        kpis["by_group"] = access_kpis(region.time_s, demand, open_mask, distance_m=region.dist_m,
+                                       groups=groups)["by_group"]
+    kpis["by_area"] = by_area
+    return kpis
+
+
+def _decisions(region: RegionData, result: LocationResult) -> list[dict[str, Any]]:
+    opened = set(result.open_sites)
+    rows = []
+    for _, b in region.branches.iterrows():
+        keep = b["branch_id"] in opened
+        rows.append({
+            "branch_id": b["branch_id"], "name": b["name"], "decision": "keep" if keep else "close",
+            "annual_cost": float(b["annual_cost"]), "cost_source": b["cost_source"],
+            "annual_saving": 0.0 if keep else float(b["annual_cost"]),
+            "closure_cost": 0.0 if keep else float(b["closure_cost"]),
+            "staffed_hours_week": float(b["staffed_hours_week"]), "must_keep": bool(b["must_keep"]),
+        })
+    return rows
+
+
+def _layers(region: RegionData, open_mask: np.ndarray, decisions: list[dict[str, Any]]) -> dict[str, gpd.GeoDataFrame]:
+    ids = region.branches["branch_id"].astype(str).to_numpy()
+    all_open = np.ones(len(ids), dtype=bool)
+    t_before = nearest_open(region.time_s, all_open)
+    t_after = nearest_open(region.time_s, open_mask)
+    nearest = np.where(np.isfinite(t_after), ids[open_mask][np.argmin(region.time_s[:, open_mask], axis=1)], "") \
+        if open_mask.any() else np.full(len(t_after), "")
+    demand = region.demand.drop(columns=[c for c in ("node",) if c in region.demand]).copy()
+    demand["time_before_min"] = np.where(np.isfinite(t_before), t_before / 60, np.nan)
+    demand["time_after_min"] = np.where(np.isfinite(t_after), t_after / 60, np.nan)
+    demand["nearest_branch"] = nearest
+    branches = region.branches.drop(columns=[c for c in ("node",) if c in region.branches]).copy()
+    branches["decision"] = [d["decision"] for d in decisions]
+    study = (shapely.union_all(region.areas.geometry.values) if len(region.areas)
+             else shapely.convex_hull(shapely.multipoints(np.column_stack(
+                 [region.demand.geometry.x, region.demand.geometry.y]))).buffer(0.01))
+    crs = str(region.drive.graph["crs"])
+    return {
+        "demand": demand,
+        "branches": branches,
+        "catchments": outputs.catchments(region.demand, nearest, study, crs),
+        "areas": region.areas,
+        "roads": maps.roads_frame(region.drive),
+    }
+
+
+def run_plan(
+    region: RegionData,
+    request: PlanRequest,
+    out_dir: Path,
+    *,
+    leaflet_dir: Path,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Solve the request on the region and write ``plan.json``, ``layers.gpkg`` and ``map.html`` to ``out_dir``.
+
+    The folder is written atomically: a failure leaves the previous results (or nothing).
+    """
+    started = time.perf_counter()
+    problem = build_problem(region, request)
+    if progress:
+        progress("solve", 0.0)
+    result = solve_location(
+        problem, params=SolveParams(time_limit_s=request.time_limit_s, seed=request.seed, workers=request.workers)
+    )
+    if progress:
+        progress("solve", 1.0)
+    if result.status in ("infeasible", "time_limit") and not result.open_sites:
+        raise InvalidProblemError(f"the solver found no plan ({result.status}) within {request.time_limit_s:g} s")
+    ids = region.branches["branch_id"].astype(str).to_numpy()
+    open_mask = np.isin(ids, result.open_sites)
+    decisions = _decisions(region, result)
+    before = region_kpis(region, np.ones(len(ids), dtype=bool))
+    after = region_kpis(region, open_mask)
+    cost_before = float(region.branches["annual_cost"].sum())
+    plan: dict[str, Any] = {
+        "region": region.name,
+        "request": asdict(request),
+        "budget": problem.budget,
+        "decisions": decisions,
+        "kpis": {"before": before, "after": after},
+        "cost": {"before": cost_before, "after": result.cost, "saving": cost_before - result.cost},
+        "solver": {
+            "engine": "OR-Tools CP-SAT", "status": result.status, "objective_name": result.objective_name,
+            "objective": result.objective, "bound": result.bound, "gap": result.gap,
+            "runtime_s": result.runtime_s, **result.stats,
+        },
+        "notes": region.meta.get("notes", []),
+        "attribution": maps.OSM_ATTRIBUTION,
+    }
+    if progress:
+        progress("write results", 0.0)
+    layers = _layers(region, open_mask, decisions)
+    with outputs.atomic_dir(out_dir) as tmp:
+        outputs.write_json(plan, tmp / "plan.json")
+        outputs.write_layers(tmp / "layers.gpkg", layers)
+        o = after["overall"]
+        summary = (
+            f"<table><tr><td>Branches kept</td><td>{int(open_mask.sum())} of {len(ids)}</td></tr>"
+            f"<tr><td>Within {request.standard_min:g} min</td><td>{result.covered_share:.1%}"
+            f"</td></tr><tr><td>Annual cost</td><td>{result.cost:,.0f} (was {cost_before:,.0f})</td></tr>"
+            f"<tr><td>Solver</td><td>{result.status}, gap {result.gap:.2%}</td></tr></table>"
+        )
+        maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir,
+                       title=f"branchnet: {region.name}", summary_html=summary)
+    if progress:
+        progress("write results", 1.0)
+    plan["runtime_s"] = time.perf_counter() - started
+    return plan

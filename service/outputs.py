@@ -1,0 +1,92 @@
+"""Result files: ``plan.json``, ``layers.gpkg`` (for QGIS) and the offline ``map.html``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target`` and swap it into place if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; results are for sharing
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / "x")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _clean(value: Any) -> Any:
+    """Make a value JSON-safe: numpy scalars to Python, NaN and infinities to null."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(data: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(_clean(data), indent=2, allow_nan=False))
+    return path
+
+
+def catchments(
+    demand: gpd.GeoDataFrame, assigned: np.ndarray, study_area: shapely.Geometry, crs: str
+) -> gpd.GeoDataFrame:
+    """Return one polygon per branch: the Voronoi cells of the demand points it serves, clipped to the area.
+
+    ``assigned`` holds each demand point's branch id (or ``""`` when none is reachable).
+    """
+    pts = demand.to_crs(crs)
+    area = gpd.GeoSeries([study_area], crs="EPSG:4326").to_crs(crs).iloc[0]
+    xy = np.column_stack([pts.geometry.x, pts.geometry.y])
+    _, first = np.unique(np.round(xy, 1), axis=0, return_index=True)
+    first = np.sort(first)
+    cells = shapely.voronoi_polygons(shapely.multipoints(xy[first]), extend_to=area)
+    cell_geoms = np.asarray(shapely.get_parts(cells))
+    # voronoi_polygons does not keep input order; match each cell to the point inside it
+    tree = shapely.STRtree(cell_geoms)
+    pt_geoms = shapely.points(xy[first])
+    idx_pt, idx_cell = tree.query(pt_geoms, predicate="within")
+    owner = np.full(len(cell_geoms), "", dtype=object)
+    owner[idx_cell] = np.asarray(assigned)[first][idx_pt]
+    frame = gpd.GeoDataFrame({"branch_id": owner}, geometry=cell_geoms, crs=crs)
+    frame = frame[frame["branch_id"] != ""].dissolve(by="branch_id", as_index=False)
+    frame = frame.set_geometry(frame.geometry.intersection(area).buffer(0))
+    pop = demand.assign(branch_id=assigned).groupby("branch_id")["population"].sum()
+    frame["population"] = frame["branch_id"].map(pop).fillna(0.0)
+    frame["k"] = np.arange(len(frame))
+    return frame.to_crs("EPSG:4326")
+
+
+def write_layers(path: Path, layers: dict[str, gpd.GeoDataFrame]) -> Path:
+    """Write every non-empty layer to one GeoPackage."""
+    for name, frame in layers.items():
+        if frame is not None and len(frame):
+            frame.to_file(path, layer=name, driver="GPKG")
+    return path

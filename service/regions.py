@@ -1,0 +1,111 @@
+"""Store prepared regions in the data directory, atomically.
+
+A region lives in ``<data_dir>/regions/<name>/``: ``region.json`` (metadata), ``drive.pickle`` and
+``walk.pickle`` (graphs), ``demand.gpkg``, ``areas.gpkg``, ``branches.gpkg`` and ``matrix.npz``. It is written
+to a hidden temporary folder and renamed into place, so a failed import leaves the previous version (or
+nothing) and never a half-written region.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from geodata import _cache
+from geodata.region import RegionData
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class RegionNotFoundError(LookupError):
+    """No region of that name has been imported."""
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a safe region name (lower-case letters, digits, '-' and '_')."""
+    if not _NAME.match(name):
+        raise ValueError(f"region name {name!r} must be 1-63 lower-case letters, digits, '-' or '_'")
+    return name
+
+
+def save_region(region: RegionData, regions_dir: Path) -> Path:
+    """Write ``region`` under ``regions_dir`` atomically; return its folder."""
+    check_name(region.name)
+    regions_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{region.name}.", dir=regions_dir))
+    tmp.chmod(0o755)
+    try:
+        _cache.write_pickle(region.drive, tmp / "drive.pickle")
+        _cache.write_pickle(region.walk, tmp / "walk.pickle")
+        region.demand.to_file(tmp / "demand.gpkg", layer="demand", driver="GPKG")
+        if len(region.areas):
+            region.areas.to_file(tmp / "areas.gpkg", layer="areas", driver="GPKG")
+        region.branches.to_file(tmp / "branches.gpkg", layer="branches", driver="GPKG")
+        np.savez_compressed(tmp / "matrix.npz", time_s=region.time_s, dist_m=region.dist_m)
+        (tmp / "region.json").write_text(json.dumps(region.meta, indent=2, default=str))
+        target = regions_dir / region.name
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{region.name}.old.", dir=regions_dir))
+            os.replace(target, old / "region")
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def list_regions(regions_dir: Path) -> list[str]:
+    """Return the names of stored regions."""
+    if not regions_dir.is_dir():
+        return []
+    return sorted(p.name for p in regions_dir.iterdir() if (p / "region.json").is_file())
+
+
+def load_region(name: str, regions_dir: Path) -> RegionData:
+    """Read a stored region.
+
+    Raises
+    ------
+    RegionNotFoundError
+        When ``name`` was never imported, listing the regions that were.
+    """
+    folder = regions_dir / check_name(name)
+    if not (folder / "region.json").is_file():
+        known = ", ".join(list_regions(regions_dir)) or "none"
+        raise RegionNotFoundError(
+            f"region {name!r} has not been imported (imported regions: {known}); "
+            f"run `branchnet region import {name} ...` first"
+        )
+    meta = json.loads((folder / "region.json").read_text())
+    matrices = np.load(folder / "matrix.npz")
+    areas = (
+        gpd.read_file(folder / "areas.gpkg")
+        if (folder / "areas.gpkg").is_file()
+        else gpd.GeoDataFrame({"area_id": []}, geometry=[], crs="EPSG:4326")
+    )
+    demand = gpd.read_file(folder / "demand.gpkg")
+    branches = gpd.read_file(folder / "branches.gpkg")
+    for frame in (demand, areas):
+        if "area_id" in frame:
+            frame["area_id"] = frame["area_id"].astype(str)
+    return RegionData(
+        name=name,
+        drive=_cache.read_pickle(folder / "drive.pickle"),
+        walk=_cache.read_pickle(folder / "walk.pickle"),
+        demand=demand,
+        areas=areas,
+        branches=branches,
+        time_s=matrices["time_s"],
+        dist_m=matrices["dist_m"],
+        meta=meta,
+    )
