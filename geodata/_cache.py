@@ -54,4 +54,4 @@ def write_pickle(obj: Any, target: Path) -> None:
 def read_pickle(path: Path) -> Any:
     """Read a pickle written by :func:`write_pickle` (only ever our own cache files)."""
     with open(path, "rb") as f:
-        return pickle.load(f)  # noqa: S301 - our own cache, keyed by content hash
+        return pickle.load(f)

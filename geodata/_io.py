@@ -65,7 +65,10 @@ def points_from_table(df: pd.DataFrame, path: Path) -> gpd.GeoDataFrame | None:
     lon, lat = find_column(df.columns, LON_NAMES), find_column(df.columns, LAT_NAMES)
     crs = "EPSG:4326"
     if lon is None or lat is None:
-        lon, lat = find_column(df.columns, ("easting", "bng_e")), find_column(df.columns, ("northing", "bng_n"))
+        lon, lat = (
+            find_column(df.columns, ("easting", "bng_e")),
+            find_column(df.columns, ("northing", "bng_n")),
+        )
         crs = "EPSG:27700"
     if lon is None or lat is None:
         return None

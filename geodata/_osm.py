@@ -25,7 +25,17 @@ WAY_TAGS = (
 #: Land uses that hold homes; other land uses mark buildings tagged only ``building=yes`` as non-residential.
 RESIDENTIAL_LANDUSE = frozenset({"residential"})
 NON_RESIDENTIAL_LANDUSE = frozenset(
-    {"industrial", "commercial", "retail", "military", "railway", "quarry", "landfill", "cemetery", "farmyard"}
+    {
+        "industrial",
+        "commercial",
+        "retail",
+        "military",
+        "railway",
+        "quarry",
+        "landfill",
+        "cemetery",
+        "farmyard",
+    }
 )
 
 
@@ -52,7 +62,7 @@ class OsmExtract:
     landuse: list[tuple[int, shapely.Geometry, str]] = field(default_factory=list)
 
 
-class _Handler(osmium.SimpleHandler):  # type: ignore[misc]
+class _Handler(osmium.SimpleHandler):
     def __init__(self, extract: OsmExtract, want_areas: bool) -> None:
         super().__init__()
         self.extract = extract

@@ -164,11 +164,13 @@ def load_branches(
         return [fn(v, where=f"{path}: branch {ids.iloc[i]!r}: field {c!r}") for i, v in enumerate(gdf[c].tolist())]
 
     costs = column_values(("annual_cost", "cost", "running_cost"), "money")
-    out["cost_source"] = ["input" if c is not None else "default model" for c in costs]
-    out["annual_cost"] = [
-        c if c is not None else cost_model.annual_cost(h)
-        for c, h in zip(costs, out["staffed_hours_week"], strict=True)
-    ]
+    out["cost_source"] = np.array(["input" if c is not None else "default model" for c in costs])
+    out["annual_cost"] = np.array(
+        [
+            float(c) if isinstance(c, float) else cost_model.annual_cost(h)
+            for c, h in zip(costs, out["staffed_hours_week"], strict=True)
+        ]
+    )
     defaulted = int((out["cost_source"] == "default model").sum())
     if defaulted:
         warnings.warn(
@@ -178,15 +180,15 @@ def load_branches(
             AssumptionWarning,
             stacklevel=2,
         )
-    out["closure_cost"] = [
-        c if c is not None else cost_model.closure_cost
-        for c in column_values(("closure_cost", "closing_cost"), "money")
-    ]
+    out["closure_cost"] = np.array(
+        [
+            float(c) if isinstance(c, float) else cost_model.closure_cost
+            for c in column_values(("closure_cost", "closing_cost"), "money")
+        ]
+    )
     must_keep = [bool(v) for v in column_values(("must_keep", "keep"), "bool")]
     closable_raw = column_values(("closable", "may_close"), "bool")
-    out["must_keep"] = [
-        mk or (c is False) for mk, c in zip(must_keep, closable_raw, strict=True)
-    ]
+    out["must_keep"] = np.array([mk or (c is False) for mk, c in zip(must_keep, closable_raw, strict=True)])
     out["closable"] = ~out["must_keep"]
     for extra in ("municipality", "Postcode", "Address 1"):
         c = find_column(gdf.columns, (extra,))

@@ -40,13 +40,15 @@ class CompiledGraph:
             raise KeyError(f"{side} node {exc.args[0]!r} is not in the graph") from None
 
 
-# Weak cache: a compiled graph lives as long as its networkx graph. Mutating a graph's structure changes its
-# fingerprint and forces a rebuild; changing edge weights in place needs clear_compiled(G).
+# Weak cache: a compiled graph lives as long as its networkx graph. Adding or removing nodes or adjacencies
+# changes its fingerprint and forces a rebuild; changing weights or parallel edges in place needs clear_compiled(G).
 _COMPILED: weakref.WeakKeyDictionary[nx.Graph, dict[str, CompiledGraph]] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(G: nx.Graph, weight: str) -> tuple[int, int, str]:
-    return (G.number_of_nodes(), G.number_of_edges(), weight)
+    # Node count and adjacent-pair count, summed at C speed: G.number_of_edges() walks every node in Python
+    # and would cost more than the shortest paths on a large graph.
+    return (len(G), sum(map(len, G._adj.values())), weight)
 
 
 def compile_graph(G: nx.Graph, weight: str = "travel_time") -> CompiledGraph:
@@ -141,7 +143,7 @@ def travel_time_matrix(
         key = _cache.params_digest(graph_hash, weight, cutoff, _digest(o), _digest(d), "matrix")
         cache_file = Path(cache_dir) / "matrices" / f"{key}.npy"
         if cache_file.is_file():
-            return np.load(cache_file)
+            return np.asarray(np.load(cache_file), dtype=np.float64)
     if len(o) == 0 or len(d) == 0:
         return np.zeros((len(o), len(d)))
 

@@ -129,11 +129,7 @@ def _keep_way(tags: Mapping[str, str], mode: str) -> bool:
     if tags.get("area") == "yes" or tags.get("access") == "private":
         return False
     if mode == "walk":
-        return (
-            hwy not in _WALK_EXCLUDED_HIGHWAY
-            and tags.get("foot") != "no"
-            and tags.get("service") != "private"
-        )
+        return hwy not in _WALK_EXCLUDED_HIGHWAY and tags.get("foot") != "no" and tags.get("service") != "private"
     return (
         hwy not in _DRIVE_EXCLUDED_HIGHWAY
         and tags.get("motor_vehicle") != "no"
@@ -232,7 +228,7 @@ def build_network(
         Metric CRS to project to; ``None`` picks the local UTM zone.
     """
     profile = profile or _DEFAULT_PROFILES[mode]
-    graph_mode = "walk" if mode == "walk" else "drive"
+    graph_mode: Mode = "walk" if mode == "walk" else "drive"
     if progress:
         progress(f"{mode} graph", 0.1)
     G = graph_from_extract(extract, mode=graph_mode)

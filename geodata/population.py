@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geodata._io import find_column, read_features, read_spatial, read_table
+from geodata._io import find_column, read_features, read_table
 from geodata._osm import NON_RESIDENTIAL_LANDUSE, RESIDENTIAL_LANDUSE, OsmExtract
 from geodata.errors import AssumptionWarning, InvalidValueError, JoinKeyError, MissingFieldError
 
@@ -98,7 +98,7 @@ def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
     if short > 0:
         order = np.lexsort((np.arange(len(w)), -(quota - base)))
         base[order[:short]] += 1
-    return base
+    return np.asarray(base, dtype=np.int64)
 
 
 def _population_column(df: pd.DataFrame, path: Path, explicit: str | None) -> str:
@@ -151,8 +151,10 @@ def _age_totals(
             f"18-64 {shares.age_18_64:.0%}, 65+ {shares.age_65_plus:.0%}"
         )
         warnings.warn(notes[-1], AssumptionWarning, stacklevel=3)
-        return np.stack([largest_remainder(int(round(p)), shares.as_array()) for p in pop]) if len(pop) else (
-            np.zeros((0, 3), dtype=np.int64)
+        return (
+            np.stack([largest_remainder(round(p), shares.as_array()) for p in pop])
+            if len(pop)
+            else (np.zeros((0, 3), dtype=np.int64))
         )
     ages = np.stack([_check_values(df[c], ids, path, c) for c in cols.values()], axis=1)
     mismatch = np.abs(ages.sum(axis=1) - pop) > 0.5
@@ -162,7 +164,7 @@ def _age_totals(
             f"{path}: row {ids.iloc[i]!r}: age groups {', '.join(cols.values())} sum to "
             f"{ages[i].sum():g}, not the population {pop[i]:g}"
         )
-    return np.rint(ages).astype(np.int64)
+    return np.asarray(np.rint(ages), dtype=np.int64)
 
 
 def _join_table(
@@ -206,8 +208,13 @@ def _join_table(
             AssumptionWarning,
             stacklevel=3,
         )
-    merged = poly.merge(tab.drop(columns=[c for c in tab.columns if c in poly.columns and c != right]),
-                        left_on=left, right_on=right, how="left", suffixes=("", "_table"))
+    merged = poly.merge(
+        tab.drop(columns=[c for c in tab.columns if c in poly.columns and c != right]),
+        left_on=left,
+        right_on=right,
+        how="left",
+        suffixes=("", "_table"),
+    )
     missing = merged[right].isna() if right != left else merged[left].isin(unmatched_rows)
     if right != left and missing.any():
         raise JoinKeyError(
@@ -235,15 +242,23 @@ def _homes(osm: OsmExtract, crs: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
     """Return residential building centroids (with footprint area) and residential land-use polygons."""
     if osm.buildings:
         b = gpd.GeoDataFrame(
-            {"tag": [t for _, _, t in osm.buildings]}, geometry=[g for _, g, _ in osm.buildings], crs="EPSG:4326"
+            {"tag": [t for _, _, t in osm.buildings]},
+            geometry=[g for _, g, _ in osm.buildings],
+            crs="EPSG:4326",
         ).to_crs(crs)
         b = b[b["tag"].isin(RESIDENTIAL_BUILDINGS)]
         b = b.assign(weight=b.geometry.area.clip(lower=20.0)).set_geometry(b.geometry.centroid)
     else:
         b = gpd.GeoDataFrame({"tag": [], "weight": []}, geometry=[], crs=crs)
-    lu = gpd.GeoDataFrame(
-        {"landuse": [t for _, _, t in osm.landuse]}, geometry=[g for _, g, _ in osm.landuse], crs="EPSG:4326"
-    ).to_crs(crs) if osm.landuse else gpd.GeoDataFrame({"landuse": []}, geometry=[], crs=crs)
+    lu = (
+        gpd.GeoDataFrame(
+            {"landuse": [t for _, _, t in osm.landuse]},
+            geometry=[g for _, g, _ in osm.landuse],
+            crs="EPSG:4326",
+        ).to_crs(crs)
+        if osm.landuse
+        else gpd.GeoDataFrame({"landuse": []}, geometry=[], crs=crs)
+    )
     lu = lu[lu.geometry.is_valid | lu.geometry.make_valid().is_valid]
     lu = lu.set_geometry(lu.geometry.make_valid())
     nonres = lu[lu["landuse"].isin(NON_RESIDENTIAL_LANDUSE)]
@@ -283,7 +298,7 @@ def disaggregate(
         geom = row.geometry
         total = int(ages[k].sum())
         parts: list[tuple[np.ndarray, np.ndarray, str]] = []  # (points, weights, method), weights sum to a share
-        h_idx = home_groups.groups[idx] if idx in home_groups.groups else []
+        h_idx = home_groups.groups.get(idx, [])
         h = homes.loc[h_idx]
         hx, hy = h.geometry.x.to_numpy(), h.geometry.y.to_numpy()
         land: list[tuple[np.ndarray, np.ndarray]] = []
@@ -406,7 +421,8 @@ def load_population(
         ages = _age_totals(df_for_fields, pop, ids, source, shares, notes)
         areas = gpd.GeoDataFrame(
             {"area_id": ids.to_numpy(), "group": groups.to_numpy(), "population": ages.sum(axis=1)},
-            geometry=features.geometry.values, crs=features.crs,
+            geometry=features.geometry.values,
+            crs=features.crs,
         )
         for j, g in enumerate(AGE_GROUPS):
             areas[g] = ages[:, j]
@@ -424,9 +440,14 @@ def load_population(
             notes.append(f"{source.name}: no age-group columns; applied default shares")
             warnings.warn(notes[-1], AssumptionWarning, stacklevel=2)
         points = gpd.GeoDataFrame(
-            {"area_id": ids.to_numpy() if area_field else groups.to_numpy(), "group": groups.to_numpy(),
-             "population": pop, "method": "point"},
-            geometry=features.geometry.values, crs=features.crs,
+            {
+                "area_id": ids.to_numpy() if area_field else groups.to_numpy(),
+                "group": groups.to_numpy(),
+                "population": pop,
+                "method": "point",
+            },
+            geometry=features.geometry.values,
+            crs=features.crs,
         ).to_crs("EPSG:4326")
         for j, g in enumerate(AGE_GROUPS):
             points[g] = age_arr[:, j]

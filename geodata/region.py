@@ -64,7 +64,10 @@ class RegionData:
 
 
 def region_matrices(
-    drive: nx.MultiDiGraph, demand: gpd.GeoDataFrame, branches: gpd.GeoDataFrame, cache_dir: Path | None = None
+    drive: nx.MultiDiGraph,
+    demand: gpd.GeoDataFrame,
+    branches: gpd.GeoDataFrame,
+    cache_dir: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return door-to-door (time s, distance m) matrices from demand points to branches."""
     o, d = demand["node"].to_numpy(), branches["node"].to_numpy()
@@ -111,7 +114,11 @@ def prepare_region(
     if progress:
         progress("snap", 0.0)
     snapped = snap_points(
-        drive, branches, ids=branches["branch_id"].tolist(), what="branch", source=str(sources.branches),
+        drive,
+        branches,
+        ids=branches["branch_id"].tolist(),
+        what="branch",
+        source=str(sources.branches),
         max_m=branch_max_snap_m,
     )
     branches = branches.join(snapped)
@@ -135,9 +142,9 @@ def prepare_region(
         "sources": asdict(sources),
         "digests": digests,
         "networks": {"drive": drive.graph.get("report"), "walk": walk.graph.get("report")},
-        "notes": list(population.notes)
-        + [
-            f"{int((branches['cost_source'] == 'default model').sum())} branch cost(s) from the default model"
+        "notes": [
+            *population.notes,
+            f"{int((branches['cost_source'] == 'default model').sum())} branch cost(s) from the default model",
         ],
         "population": float(demand["population"].sum()),
         "demand_points": len(demand),

@@ -65,6 +65,4 @@ def snap_points(
             SnapDistanceWarning,
             stacklevel=2,
         )
-    return pd.DataFrame(
-        {"node": node_ids[pos], "snap_m": dist, "snap_s": dist / (walk_kph / 3.6)}, index=points.index
-    )
+    return pd.DataFrame({"node": node_ids[pos], "snap_m": dist, "snap_s": dist / (walk_kph / 3.6)}, index=points.index)

@@ -36,8 +36,13 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(v[np.searchsorted(cum, q * cum[-1], side="left")])
 
 
-def _block(time_s: np.ndarray, dist_m: np.ndarray | None, w: np.ndarray, thresholds_s: Sequence[float],
-           distance_m: float) -> dict[str, Any]:
+def _block(
+    time_s: np.ndarray,
+    dist_m: np.ndarray | None,
+    w: np.ndarray,
+    thresholds_s: Sequence[float],
+    distance_m: float,
+) -> dict[str, Any]:
     total = float(w.sum())
     out: dict[str, Any] = {"population": total}
     for t in thresholds_s:
@@ -92,8 +97,13 @@ def access_kpis(
     if groups is not None:
         labels = np.asarray(groups).astype(str)
         result["by_group"] = {
-            g: _block(t[labels == g], None if d is None else d[labels == g], w[labels == g], thresholds_s,
-                      distance_threshold_m)
+            g: _block(
+                t[labels == g],
+                None if d is None else d[labels == g],
+                w[labels == g],
+                thresholds_s,
+                distance_threshold_m,
+            )
             for g in sorted(set(labels.tolist()))
         }
     return result

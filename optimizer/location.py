@@ -14,11 +14,12 @@ Two objectives share one problem type:
 Symbols: d_i persons at client i; c_j annual cost of site j (currency units); N(i) the sites within the
 standard ``radius_s`` (seconds) of i; B the budget; t the coverage target share.
 
-Clients with the same set N(i) are merged before solving (their y_i are interchangeable), and clients that no
-site reaches are dropped from the model and reported as uncovered. CP-SAT runs with ``linearization_level=2`` so
-that it solves LP relaxations and proves bounds; it returns status, objective, bound and gap, and a gap of 0
-proves optimality. Costs are rounded up and the budget down to whole currency units, so a reported plan never
-exceeds the real budget.
+Ties are broken lexicographically: among plans optimal for the objective, the cheapest (``max_coverage``) or the
+one covering most (``min_cost``) is returned. Clients with the same set N(i) are merged before solving (their y_i
+are interchangeable), and clients that no site reaches are dropped from the model and reported as uncovered.
+CP-SAT runs with ``linearization_level=2`` so that it solves LP relaxations and proves bounds; it returns status,
+objective, bound and gap, and a gap of 0 proves optimality. Costs are rounded up and the budget down to whole
+currency units, so a reported plan never exceeds the real budget.
 """
 
 from __future__ import annotations
@@ -114,18 +115,20 @@ class LocationProblem:
             raise InvalidProblemError(f"objective must be 'max_coverage' or 'min_cost', not {self.objective!r}")
         if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
             raise InvalidProblemError(f"budget must be a positive number, not {self.budget!r}")
-        if self.objective == "min_cost":
-            if self.coverage_target is None or not 0 < self.coverage_target <= 1:
-                raise InvalidProblemError(
-                    f"min_cost needs coverage_target in (0, 1], not {self.coverage_target!r}"
-                )
+        if self.objective == "min_cost" and (self.coverage_target is None or not 0 < self.coverage_target <= 1):
+            raise InvalidProblemError(f"min_cost needs coverage_target in (0, 1], not {self.coverage_target!r}")
         keep = _bool_vector(self.must_keep, n_sites, "must_keep")
         forbid = _bool_vector(self.forbidden, n_sites, "forbidden")
         if (keep & forbid).any():
             j = int(np.flatnonzero(keep & forbid)[0])
             raise InvalidProblemError(f"site {self.site_ids[j]!r} is both must_keep and forbidden; choose one")
-        for name, value in (("time_s", t), ("demand", d), ("site_cost", c), ("must_keep", keep),
-                            ("forbidden", forbid)):
+        for name, value in (
+            ("time_s", t),
+            ("demand", d),
+            ("site_cost", c),
+            ("must_keep", keep),
+            ("forbidden", forbid),
+        ):
             value.setflags(write=False)
             object.__setattr__(self, name, value)
 
@@ -251,22 +254,53 @@ def solve_location(problem: LocationProblem, *, params: SolveParams | None = Non
     solver.parameters.linearization_level = 2
     solver.parameters.relative_gap_limit = params.gap_tolerance
     code = solver.solve(model)
+    bound_value = float(solver.best_objective_bound)
+
+    if code == cp_model.OPTIMAL:
+        # Lexicographic second phase: among optimal plans take the cheapest (max_coverage) or the one that
+        # covers most (min_cost), so ties are broken by what a planner would prefer, not by search order.
+        best = round(solver.objective_value)
+        for xj in x:
+            model.add_hint(xj, solver.boolean_value(xj))
+        if problem.objective == "max_coverage":
+            model.add(covered_expr >= best)
+            model.minimize(cost_expr)
+        else:
+            model.add(cost_expr <= best)
+            model.maximize(covered_expr)
+        remaining = params.time_limit_s - (time.perf_counter() - start)
+        if remaining > 0.05:
+            solver.parameters.max_time_in_seconds = remaining
+            second = solver.solve(model)
+            if second not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                raise RuntimeError("CP-SAT lost a feasible solution in the tie-break phase")  # cannot happen
+            code = cp_model.OPTIMAL  # the first phase proved the primary objective optimal
 
     # extract
     runtime = time.perf_counter() - start
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         status: Status = "infeasible" if code == cp_model.INFEASIBLE else "time_limit"
-        return LocationResult(status, math.nan, math.nan, math.inf, runtime, (), tuple(problem.site_ids),
-                              0.0, 0.0, 0.0, problem.objective)
+        return LocationResult(
+            status,
+            math.nan,
+            math.nan,
+            math.inf,
+            runtime,
+            (),
+            tuple(problem.site_ids),
+            0.0,
+            0.0,
+            0.0,
+            problem.objective,
+        )
     is_open = np.array([solver.boolean_value(v) for v in x])
     covered = float(problem.demand[(cov[:, is_open]).any(axis=1)].sum())
     total = float(problem.demand.sum())
     cost = float(problem.site_cost[is_open].sum())
     if problem.objective == "max_coverage":
-        objective, bound = covered, solver.best_objective_bound / scale
-        bound = max(bound, objective)
+        objective, bound = covered, max(bound_value / scale, covered)
     else:
-        objective, bound = cost, min(float(solver.best_objective_bound), cost)
+        objective, bound = cost, min(bound_value, cost)
     gap = abs(objective - bound) / max(abs(objective), 1e-9)
     proven = code == cp_model.OPTIMAL or gap <= params.gap_tolerance
     status = "optimal" if proven else ("time_limit" if runtime >= params.time_limit_s * 0.99 else "feasible")
@@ -283,6 +317,10 @@ def solve_location(problem: LocationProblem, *, params: SolveParams | None = Non
         covered_share=covered / total if total else 1.0,
         cost=cost,
         objective_name=problem.objective,
-        stats={"clients": float(len(problem.demand)), "client_groups": float(len(signatures)),
-               "branches_explored": float(solver.num_branches), "wall_time_s": float(solver.wall_time)},
+        stats={
+            "clients": float(len(problem.demand)),
+            "client_groups": float(len(signatures)),
+            "branches_explored": float(solver.num_branches),
+            "wall_time_s": float(solver.wall_time),
+        },
     )

@@ -28,15 +28,28 @@ console = Console(width=None if Console().is_terminal else 132)
 err = Console(stderr=True)
 
 #: Errors that are the user's to fix: printed plainly, exit code 2.
-USER_ERRORS = (GeodataError, OptimizerError, RegionNotFoundError, MissingAssetsError, ValueError, KeyError,
-               FileNotFoundError)
+USER_ERRORS = (
+    GeodataError,
+    OptimizerError,
+    RegionNotFoundError,
+    MissingAssetsError,
+    ValueError,
+    KeyError,
+    FileNotFoundError,
+)
 
 
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, float], None]]:
     """Yield a progress callback (stage, fraction) that draws one bar per stage."""
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=err, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
         tasks: dict[str, TaskID] = {}
 
         def report(stage: str, fraction: float) -> None:
@@ -78,8 +91,11 @@ def kpi_table(kpis: dict[str, Any], title: str, *, by: str | None = None, limit:
     table.add_column(first or "", style="bold", no_wrap=True)
     cols = [("population", "people", "{:,.0f}")]
     cols += [(f"share_within_{m}min", f"≤{m} min", "{:.1%}") for m in (5, 10, 15, 20)]
-    cols += [("share_within_3.2km_road", "≤2 mi road", "{:.1%}"), ("mean_time_min", "mean min", "{:.1f}"),
-             ("p95_time_min", "p95 min", "{:.1f}")]
+    cols += [
+        ("share_within_3.2km_road", "≤2 mi road", "{:.1%}"),
+        ("mean_time_min", "mean min", "{:.1f}"),
+        ("p95_time_min", "p95 min", "{:.1f}"),
+    ]
     for _, head, _ in cols:
         table.add_column(head, justify="right")
     for name, block in list(rows.items())[:limit]:
@@ -94,7 +110,9 @@ def region_import(
     name: Annotated[str, typer.Argument(help="Region name (lower-case letters, digits, - and _).")],
     osm: Annotated[Path, typer.Option(help="OSM extract, .osm.pbf or .osm XML.")],
     population: Annotated[Path, typer.Option(help="Population points or census-area polygons.")],
-    branches: Annotated[Path, typer.Option(help="Branches: public-library schema CSV with coordinates, GeoJSON or GPKG.")],
+    branches: Annotated[
+        Path, typer.Option(help="Branches: public-library schema CSV with coordinates, GeoJSON or GPKG.")
+    ],
     population_table: Annotated[Path | None, typer.Option(help="CSV of population to join to the polygons.")] = None,
     join_on: Annotated[str | None, typer.Option(help="POLYGON_FIELD=TABLE_FIELD; detected when omitted.")] = None,
     population_field: Annotated[str | None, typer.Option(help="Population column; detected when omitted.")] = None,
@@ -106,9 +124,15 @@ def region_import(
     """Build a region from raw files into the data directory (BRANCHNET_DATA_DIR)."""
     settings = _settings()
     sources = RegionSources(
-        osm=str(osm), population=str(population), branches=str(branches),
-        population_table=str(population_table) if population_table else None, join_on=join_on,
-        population_field=population_field, area_field=area_field, group_field=group_field, id_field=id_field,
+        osm=str(osm),
+        population=str(population),
+        branches=str(branches),
+        population_table=str(population_table) if population_table else None,
+        join_on=join_on,
+        population_field=population_field,
+        area_field=area_field,
+        group_field=group_field,
+        id_field=id_field,
         crs=crs,
     )
     with user_errors():
@@ -129,7 +153,8 @@ def _print_region(meta: dict[str, Any]) -> None:
     console.print(
         f"[bold]{meta['name']}[/]: {meta['population']:,.0f} people on {meta['demand_points']:,} demand points, "
         f"{meta['branches']} branches; drive graph {drive['nodes']:,} nodes / {drive['edges']:,} edges "
-        f"({drive['dropped_nodes']:,} nodes outside the largest strongly connected component dropped), CRS {meta['crs']}"
+        f"({drive['dropped_nodes']:,} nodes outside the largest strongly connected component dropped), "
+        f"CRS {meta['crs']}"
     )
     for note in meta.get("notes", []):
         console.print(f"  note: {note}", highlight=False)
@@ -182,9 +207,14 @@ def plan(
     with user_errors():
         request = PlanRequest(
             objective=objective,  # type: ignore[arg-type]
-            standard_min=standard_min, budget=budget, budget_share=budget_share, coverage_target=coverage_target,
-            keep=tuple(keep or ()), close=tuple(close or ()),
-            time_limit_s=time_limit or settings.time_limit_s, seed=settings.seed if seed is None else seed,
+            standard_min=standard_min,
+            budget=budget,
+            budget_share=budget_share,
+            coverage_target=coverage_target,
+            keep=tuple(keep or ()),
+            close=tuple(close or ()),
+            time_limit_s=time_limit or settings.time_limit_s,
+            seed=settings.seed if seed is None else seed,
             workers=settings.workers,
         )
         data = load_region(region, settings.regions_dir)
@@ -200,8 +230,13 @@ def print_plan(result: dict[str, Any], out: Path) -> None:
         table.add_column(col, justify="right" if col != "branch" else "left")
     for d in result["decisions"]:
         colour = "green" if d["decision"] == "keep" else "red"
-        table.add_row(d["name"], f"[{colour}]{d['decision']}[/]", f"{d['staffed_hours_week']:g}",
-                      f"{d['annual_cost']:,.0f}", f"{d['annual_saving']:,.0f}")
+        table.add_row(
+            d["name"],
+            f"[{colour}]{d['decision']}[/]",
+            f"{d['staffed_hours_week']:g}",
+            f"{d['annual_cost']:,.0f}",
+            f"{d['annual_saving']:,.0f}",
+        )
     console.print(table)
     console.print(kpi_table(result["kpis"]["before"], "Before: access by car to the nearest branch"))
     console.print(kpi_table(result["kpis"]["after"], "After"))
@@ -234,16 +269,31 @@ def demo(
             console.print(f"generating synthetic region {name} ...")
             paths = write_region(generate_region(preset, seed=seed), src)
         else:
-            paths = {k: src / f for k, f in (("osm", "roads.osm"), ("areas", "areas.geojson"),
-                                            ("branches", "branches.geojson"))}
-        sources = RegionSources(osm=str(paths["osm"]), population=str(paths["areas"]),
-                                branches=str(paths["branches"]), area_field="area_id", group_field="municipality",
-                                id_field="branch_id")
+            paths = {
+                k: src / f
+                for k, f in (
+                    ("osm", "roads.osm"),
+                    ("areas", "areas.geojson"),
+                    ("branches", "branches.geojson"),
+                )
+            }
+        sources = RegionSources(
+            osm=str(paths["osm"]),
+            population=str(paths["areas"]),
+            branches=str(paths["branches"]),
+            area_field="area_id",
+            group_field="municipality",
+            id_field="branch_id",
+        )
         with progress_bar() as report:
             region = prepare_region(name, sources, cache_dir=settings.cache_dir, progress=report)
             save_region(region, settings.regions_dir)
-            request = PlanRequest(budget_share=budget_share, time_limit_s=settings.time_limit_s,
-                                  seed=settings.seed, workers=settings.workers)
+            request = PlanRequest(
+                budget_share=budget_share,
+                time_limit_s=settings.time_limit_s,
+                seed=settings.seed,
+                workers=settings.workers,
+            )
             result = run_plan(region, request, out, leaflet_dir=settings.leaflet_dir, progress=report)
         _print_region(region.meta)
         print_plan(result, out)

@@ -50,7 +50,7 @@ class PlanRequest:
             raise InvalidProblemError(f"standard_min must be positive, not {self.standard_min!r}")
         if self.budget is not None and self.budget_share is not None:
             raise InvalidProblemError("give either budget or budget_share, not both")
-        if self.budget_share is not None and not 0 < self.budget_share:
+        if self.budget_share is not None and not self.budget_share > 0:
             raise InvalidProblemError(f"budget_share must be positive, not {self.budget_share!r}")
         if self.objective == "min_cost" and self.coverage_target is None:
             raise InvalidProblemError("min_cost needs coverage_target (for example 0.95)")
@@ -96,13 +96,19 @@ def build_problem(region: RegionData, request: PlanRequest) -> LocationProblem:
 def region_kpis(region: RegionData, open_mask: np.ndarray) -> dict[str, Any]:
     """KPIs of a set of open branches: overall, by census area and by group."""
     demand = region.demand["population"].to_numpy(dtype=float)
-    kpis = access_kpis(region.time_s, demand, open_mask, distance_m=region.dist_m,
-                       groups=region.demand["area_id"].astype(str).to_numpy())
+    kpis = access_kpis(
+        region.time_s,
+        demand,
+        open_mask,
+        distance_m=region.dist_m,
+        groups=region.demand["area_id"].astype(str).to_numpy(),
+    )
     by_area = kpis.pop("by_group")
     groups = region.demand["group"].astype(str).to_numpy()
     if len(set(groups.tolist())) > 1:
-        kpis["by_group"] = access_kpis(region.time_s, demand, open_mask, distance_m=region.dist_m,
-                                       groups=groups)["by_group"]
+        kpis["by_group"] = access_kpis(region.time_s, demand, open_mask, distance_m=region.dist_m, groups=groups)[
+            "by_group"
+        ]
     kpis["by_area"] = by_area
     return kpis
 
@@ -112,13 +118,19 @@ def _decisions(region: RegionData, result: LocationResult) -> list[dict[str, Any
     rows = []
     for _, b in region.branches.iterrows():
         keep = b["branch_id"] in opened
-        rows.append({
-            "branch_id": b["branch_id"], "name": b["name"], "decision": "keep" if keep else "close",
-            "annual_cost": float(b["annual_cost"]), "cost_source": b["cost_source"],
-            "annual_saving": 0.0 if keep else float(b["annual_cost"]),
-            "closure_cost": 0.0 if keep else float(b["closure_cost"]),
-            "staffed_hours_week": float(b["staffed_hours_week"]), "must_keep": bool(b["must_keep"]),
-        })
+        rows.append(
+            {
+                "branch_id": b["branch_id"],
+                "name": b["name"],
+                "decision": "keep" if keep else "close",
+                "annual_cost": float(b["annual_cost"]),
+                "cost_source": b["cost_source"],
+                "annual_saving": 0.0 if keep else float(b["annual_cost"]),
+                "closure_cost": 0.0 if keep else float(b["closure_cost"]),
+                "staffed_hours_week": float(b["staffed_hours_week"]),
+                "must_keep": bool(b["must_keep"]),
+            }
+        )
     return rows
 
 
@@ -127,17 +139,24 @@ def _layers(region: RegionData, open_mask: np.ndarray, decisions: list[dict[str,
     all_open = np.ones(len(ids), dtype=bool)
     t_before = nearest_open(region.time_s, all_open)
     t_after = nearest_open(region.time_s, open_mask)
-    nearest = np.where(np.isfinite(t_after), ids[open_mask][np.argmin(region.time_s[:, open_mask], axis=1)], "") \
-        if open_mask.any() else np.full(len(t_after), "")
+    nearest = (
+        np.where(np.isfinite(t_after), ids[open_mask][np.argmin(region.time_s[:, open_mask], axis=1)], "")
+        if open_mask.any()
+        else np.full(len(t_after), "")
+    )
     demand = region.demand.drop(columns=[c for c in ("node",) if c in region.demand]).copy()
     demand["time_before_min"] = np.where(np.isfinite(t_before), t_before / 60, np.nan)
     demand["time_after_min"] = np.where(np.isfinite(t_after), t_after / 60, np.nan)
     demand["nearest_branch"] = nearest
     branches = region.branches.drop(columns=[c for c in ("node",) if c in region.branches]).copy()
     branches["decision"] = [d["decision"] for d in decisions]
-    study = (shapely.union_all(region.areas.geometry.values) if len(region.areas)
-             else shapely.convex_hull(shapely.multipoints(np.column_stack(
-                 [region.demand.geometry.x, region.demand.geometry.y]))).buffer(0.01))
+    study = (
+        shapely.union_all(region.areas.geometry.values)
+        if len(region.areas)
+        else shapely.convex_hull(
+            shapely.multipoints(np.column_stack([region.demand.geometry.x, region.demand.geometry.y]))
+        ).buffer(0.01)
+    )
     crs = str(region.drive.graph["crs"])
     return {
         "demand": demand,
@@ -165,7 +184,8 @@ def run_plan(
     if progress:
         progress("solve", 0.0)
     result = solve_location(
-        problem, params=SolveParams(time_limit_s=request.time_limit_s, seed=request.seed, workers=request.workers)
+        problem,
+        params=SolveParams(time_limit_s=request.time_limit_s, seed=request.seed, workers=request.workers),
     )
     if progress:
         progress("solve", 1.0)
@@ -185,9 +205,14 @@ def run_plan(
         "kpis": {"before": before, "after": after},
         "cost": {"before": cost_before, "after": result.cost, "saving": cost_before - result.cost},
         "solver": {
-            "engine": "OR-Tools CP-SAT", "status": result.status, "objective_name": result.objective_name,
-            "objective": result.objective, "bound": result.bound, "gap": result.gap,
-            "runtime_s": result.runtime_s, **result.stats,
+            "engine": "OR-Tools CP-SAT",
+            "status": result.status,
+            "objective_name": result.objective_name,
+            "objective": result.objective,
+            "bound": result.bound,
+            "gap": result.gap,
+            "runtime_s": result.runtime_s,
+            **result.stats,
         },
         "notes": region.meta.get("notes", []),
         "attribution": maps.OSM_ATTRIBUTION,
@@ -198,15 +223,19 @@ def run_plan(
     with outputs.atomic_dir(out_dir) as tmp:
         outputs.write_json(plan, tmp / "plan.json")
         outputs.write_layers(tmp / "layers.gpkg", layers)
-        o = after["overall"]
         summary = (
             f"<table><tr><td>Branches kept</td><td>{int(open_mask.sum())} of {len(ids)}</td></tr>"
             f"<tr><td>Within {request.standard_min:g} min</td><td>{result.covered_share:.1%}"
             f"</td></tr><tr><td>Annual cost</td><td>{result.cost:,.0f} (was {cost_before:,.0f})</td></tr>"
             f"<tr><td>Solver</td><td>{result.status}, gap {result.gap:.2%}</td></tr></table>"
         )
-        maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir,
-                       title=f"branchnet: {region.name}", summary_html=summary)
+        maps.write_map(
+            tmp / "map.html",
+            layers,
+            leaflet_dir=leaflet_dir,
+            title=f"branchnet: {region.name}",
+            summary_html=summary,
+        )
     if progress:
         progress("write results", 1.0)
     plan["runtime_s"] = time.perf_counter() - started

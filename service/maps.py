@@ -45,7 +45,7 @@ def roads_frame(G: nx.MultiDiGraph) -> gpd.GeoDataFrame:
 
 def _geojson(frame: gpd.GeoDataFrame, precision: int = 5) -> dict[str, Any]:
     frame = frame.to_crs("EPSG:4326")
-    frame = frame.set_geometry(shapely.set_precision(frame.geometry.values, 10 ** -precision))
+    frame = frame.set_geometry(shapely.set_precision(frame.geometry.values, 10**-precision))
     data: dict[str, Any] = json.loads(frame.to_json(drop_id=True, na="null"))
     return data
 

@@ -1,0 +1,43 @@
+# Every target sets up what it needs: a fresh clone needs only python3 (3.11+) and npm.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LEAFLET := node_modules/leaflet/dist/leaflet.js
+
+.PHONY: setup demo test bench check lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+$(LEAFLET): package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	@touch $(LEAFLET)
+
+setup: $(STAMP) $(LEAFLET)
+
+demo: setup  ## generate the synthetic merged municipality, import it, plan, write out/demo/{plan.json,layers.gpkg,map.html}
+	$(BIN)/branchnet demo --out out/demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup  ## speed and quality targets, printed as ratios against baselines measured in the same run
+	$(BIN)/python -m benchmarks.matrix
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) node_modules out .pytest_cache .mypy_cache .ruff_cache

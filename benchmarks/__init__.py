@@ -1,0 +1,1 @@
+"""Benchmarks: speed and quality targets, printed as ratios against baselines measured in the same run."""
