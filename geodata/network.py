@@ -93,6 +93,37 @@ class SpeedProfile:
         if not 0 < self.factor <= 2:
             raise ValueError(f"speed profile {self.name!r}: factor must lie in (0, 2]")
 
+    @classmethod
+    def from_file(cls, path: str | Path, *, base: SpeedProfile | None = None) -> SpeedProfile:
+        """Read a profile from YAML or TOML: ``name``, ``hwy_speeds`` (km/h by highway), ``fallback_kph``, ...
+
+        Keys left out keep the values of ``base`` (default :data:`CAR`); ``hwy_speeds`` entries are merged.
+        """
+        import tomllib
+
+        import yaml
+
+        path = Path(path)
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
+        base = base or CAR
+        known = {"name", "hwy_speeds", "fallback_kph", "max_kph", "factor", "use_maxspeed"}
+        if not isinstance(data, dict) or set(data) - known:
+            extra = sorted(set(data) - known) if isinstance(data, dict) else data
+            raise ValueError(f"{path}: unknown speed profile field(s) {extra}; known are {sorted(known)}")
+        speeds = {**base.hwy_speeds, **{str(k): float(v) for k, v in (data.get("hwy_speeds") or {}).items()}}
+        try:
+            return SpeedProfile(
+                name=str(data.get("name", path.stem)),
+                hwy_speeds=speeds,
+                fallback_kph=float(data.get("fallback_kph", base.fallback_kph)),
+                max_kph=data.get("max_kph", base.max_kph),
+                factor=float(data.get("factor", base.factor)),
+                use_maxspeed=bool(data.get("use_maxspeed", base.use_maxspeed)),
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
     def as_dict(self) -> dict[str, object]:
         """Return the profile as plain data (for cache keys and reports)."""
         d = asdict(self)

@@ -19,7 +19,7 @@ from geodata import _cache
 from geodata._osm import read_osm
 from geodata.branches import CostModel, load_branches
 from geodata.matrix import travel_time_matrix
-from geodata.network import load_network
+from geodata.network import SpeedProfile, load_network
 from geodata.population import AgeShares, load_population
 from geodata.snapping import snap_points
 
@@ -40,6 +40,10 @@ class RegionSources:
     group_field: str | None = None
     id_field: str | None = None
     crs: str | None = None
+    #: YAML/TOML car speed profile (see :meth:`geodata.network.SpeedProfile.from_file`); defaults otherwise.
+    speeds: str | None = None
+    #: Default age shares (0-17, 18-64, 65+) where the population source has totals only.
+    age_shares: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,10 @@ def prepare_region(
     """
     cache = Path(cache_dir) if cache_dir is not None else None
     osm_path = Path(sources.osm)
-    drive = load_network(osm_path, mode="drive", crs=sources.crs, cache_dir=cache, progress=progress)
+    profile = SpeedProfile.from_file(sources.speeds) if sources.speeds else None
+    if shares is None and sources.age_shares is not None:
+        shares = AgeShares(*sources.age_shares)
+    drive = load_network(osm_path, mode="drive", profile=profile, crs=sources.crs, cache_dir=cache, progress=progress)
     crs = str(drive.graph["crs"])
     walk = load_network(osm_path, mode="walk", crs=crs, cache_dir=cache, progress=progress)
     extract = read_osm(osm_path, areas=True, progress=progress)
@@ -134,7 +141,7 @@ def prepare_region(
     digests = {
         key: _cache.file_digest(path)
         for key, path in asdict(sources).items()
-        if key in ("osm", "population", "branches", "population_table") and path
+        if key in ("osm", "population", "branches", "population_table", "speeds") and path
     }
     meta = {
         "name": name,

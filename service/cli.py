@@ -120,6 +120,10 @@ def region_import(
     group_field: Annotated[str | None, typer.Option(help="Grouping column, e.g. former municipality.")] = None,
     id_field: Annotated[str | None, typer.Option(help="Branch id column; detected when omitted.")] = None,
     crs: Annotated[str | None, typer.Option(help="Metric CRS, e.g. EPSG:27700; local UTM when omitted.")] = None,
+    speeds: Annotated[Path | None, typer.Option(help="YAML/TOML car speeds: hwy_speeds, fallback_kph, ...")] = None,
+    age_shares: Annotated[
+        str | None, typer.Option(help="Default shares 0-17,18-64,65+ where only totals are known, e.g. 0.2,0.6,0.2.")
+    ] = None,
 ) -> None:
     """Build a region from raw files into the data directory (BRANCHNET_DATA_DIR)."""
     settings = _settings()
@@ -134,6 +138,8 @@ def region_import(
         group_field=group_field,
         id_field=id_field,
         crs=crs,
+        speeds=str(speeds) if speeds else None,
+        age_shares=_parse_shares(age_shares),
     )
     with user_errors():
         from service.regions import check_name
@@ -146,6 +152,16 @@ def region_import(
             report("save region", 1.0)
         _print_region(region.meta)
         console.print(f"region [bold]{name}[/] saved to {folder}")
+
+
+def _parse_shares(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        a, b, c = (float(x) for x in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--age-shares {text!r}: give three numbers, e.g. 0.2,0.6,0.2") from None
+    return (a, b, c)
 
 
 def _print_region(meta: dict[str, Any]) -> None:

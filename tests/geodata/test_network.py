@@ -78,3 +78,18 @@ def test_osm_without_roads_is_explained(tmp_path: Path) -> None:
 def test_speed_profile_validation() -> None:
     with pytest.raises(ValueError, match="positive"):
         SpeedProfile("bad", fallback_kph=0.0)
+
+
+def test_speed_profile_from_yaml_merges_and_validates(tmp_path: Path, tiny_osm: Path) -> None:
+    f = tmp_path / "speeds.yaml"
+    f.write_text("name: rural\nhwy_speeds:\n  residential: 20\nfallback_kph: 35\n")
+    p = SpeedProfile.from_file(f)
+    assert p.hwy_speeds["residential"] == 20 and p.hwy_speeds["primary"] == CAR.hwy_speeds["primary"]
+    G, _ = build_network(read_osm(tiny_osm), mode="drive", profile=p)
+    assert G[2][3][0]["speed_kph"] == pytest.approx(20.0)
+    f.write_text("hwy_speed: {}\n")
+    with pytest.raises(ValueError, match=r"speeds\.yaml: unknown speed profile field"):
+        SpeedProfile.from_file(f)
+    f.write_text("fallback_kph: -3\n")
+    with pytest.raises(ValueError, match=r"speeds\.yaml: .*positive"):
+        SpeedProfile.from_file(f)
