@@ -247,9 +247,14 @@ def _homes(osm: OsmExtract, crs: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
             crs="EPSG:4326",
         ).to_crs(crs)
         b = b[b["tag"].isin(RESIDENTIAL_BUILDINGS)]
-        b = b.assign(weight=b.geometry.area.clip(lower=20.0)).set_geometry(b.geometry.centroid)
+        area = b.geometry.area.clip(lower=20.0)
+        # homes per building, to judge how completely OSM maps an area's housing: one for a house, more for a
+        # block of flats (three storeys of 80 m2 flats on its footprint)
+        flats = b["tag"].isin(("apartments", "residential", "dormitory")).to_numpy()
+        homes = np.where(flats, np.maximum(1.0, area.to_numpy() * 3 / 80), 1.0)
+        b = b.assign(weight=area, homes=homes).set_geometry(b.geometry.centroid)
     else:
-        b = gpd.GeoDataFrame({"tag": [], "weight": []}, geometry=[], crs=crs)
+        b = gpd.GeoDataFrame({"tag": [], "weight": [], "homes": []}, geometry=[], crs=crs)
     lu = (
         gpd.GeoDataFrame(
             {"landuse": [t for _, _, t in osm.landuse]},
@@ -259,7 +264,6 @@ def _homes(osm: OsmExtract, crs: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
         if osm.landuse
         else gpd.GeoDataFrame({"landuse": []}, geometry=[], crs=crs)
     )
-    lu = lu[lu.geometry.is_valid | lu.geometry.make_valid().is_valid]
     lu = lu.set_geometry(lu.geometry.make_valid())
     nonres = lu[lu["landuse"].isin(NON_RESIDENTIAL_LANDUSE)]
     if len(b) and len(nonres):
@@ -267,7 +271,7 @@ def _homes(osm: OsmExtract, crs: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
         hit = gpd.sjoin(b[b["tag"] == "yes"], nonres[["geometry"]], predicate="within", how="inner")
         b = b.drop(index=hit.index.unique())
     res = lu[lu["landuse"].isin(RESIDENTIAL_LANDUSE)]
-    return b[["weight", "geometry"]], res[["geometry"]]
+    return b[["weight", "homes", "geometry"]], res[["geometry"]]
 
 
 def disaggregate(
@@ -288,7 +292,7 @@ def disaggregate(
     if osm is not None:
         homes, res_land = _homes(osm, crs)
     else:
-        homes = gpd.GeoDataFrame({"weight": []}, geometry=[], crs=crs)
+        homes = gpd.GeoDataFrame({"weight": [], "homes": []}, geometry=[], crs=crs)
         res_land = gpd.GeoDataFrame(geometry=[], crs=crs)
     in_area = gpd.sjoin(homes, proj[["geometry"]], predicate="within", how="inner")
     home_groups = in_area.groupby("index_right")
@@ -303,7 +307,8 @@ def disaggregate(
         hx, hy = h.geometry.x.to_numpy(), h.geometry.y.to_numpy()
         land: list[tuple[np.ndarray, np.ndarray]] = []
         if len(res_land):
-            pieces = res_land.geometry.intersection(geom)
+            near = res_land.geometry.iloc[res_land.sindex.query(geom, predicate="intersects")]
+            pieces = near.intersection(geom)
             for piece in pieces[~pieces.is_empty & (pieces.area > 100)]:
                 if len(h) and shapely.contains_xy(piece, hx, hy).any():
                     continue  # mapped buildings already stand for this patch of housing
@@ -311,7 +316,7 @@ def disaggregate(
                 land.append((p, np.full(len(p), piece.area * LANDUSE_BUILT_SHARE / len(p))))
         # OSM building coverage is often partial. Where fewer buildings are mapped than the area has homes,
         # they take only their share of the people; the rest go to unmapped residential land, else the area.
-        completeness = min(1.0, len(h) / max(total / PERSONS_PER_HOME, 1.0))
+        completeness = min(1.0, float(h["homes"].sum()) / max(total / PERSONS_PER_HOME, 1.0))
         if len(h) and completeness >= 1.0:
             parts.append((np.asarray(h.geometry.values), h["weight"].to_numpy(), "building"))
             parts += [(p, w, "landuse") for p, w in land]

@@ -215,7 +215,7 @@ def run_plan(
             **result.stats,
         },
         "notes": region.meta.get("notes", []),
-        "attribution": maps.OSM_ATTRIBUTION,
+        "attribution": region.meta.get("attribution", maps.OSM_ATTRIBUTION),
     }
     if progress:
         progress("write results", 0.0)
@@ -235,6 +235,7 @@ def run_plan(
             leaflet_dir=leaflet_dir,
             title=f"branchnet: {region.name}",
             summary_html=summary,
+            attribution=plan["attribution"],
         )
     if progress:
         progress("write results", 1.0)

@@ -57,6 +57,7 @@ def write_map(
     leaflet_dir: Path,
     title: str,
     summary_html: str = "",
+    attribution: str = OSM_ATTRIBUTION,
 ) -> Path:
     """Write an offline HTML map of ``layers``: ``roads``, ``areas``, ``catchments``, ``demand``, ``branches``.
 
@@ -74,9 +75,9 @@ def write_map(
         title=html.escape(title),
         css=css_file.read_text(encoding="utf-8"),
         js=js_file.read_text(encoding="utf-8"),
-        data=json.dumps(data, separators=(",", ":"), default=_json_default).replace("</", "<\\/"),
+        data=json.dumps(data, separators=(",", ":"), default=_json_default, ensure_ascii=False).replace("</", "<\\/"),
         summary=summary_html,
-        attribution=json.dumps(OSM_ATTRIBUTION),
+        attribution=json.dumps(attribution, ensure_ascii=False),
     )
     path.write_text(page, encoding="utf-8")
     return path

@@ -141,7 +141,7 @@ def test_polygon_without_a_row_is_an_error(areas_file: Path, tmp_path: Path) -> 
 
 
 def test_toy_region_totals_are_exact_per_area(toy_region, toy_sources) -> None:  # type: ignore[no-untyped-def]
-    areas = gpd.read_file(toy_sources["areas"])
+    areas = gpd.read_file(toy_sources["areas"]).astype({"area_id": str})
     got = toy_region.demand.groupby("area_id")["population"].sum()
     want = areas.set_index("area_id")["population"]
     assert (got.reindex(want.index).fillna(0) == want).all()
