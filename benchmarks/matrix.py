@@ -34,10 +34,15 @@ def bench(name: str, G: nx.MultiDiGraph, origins: np.ndarray, sites: np.ndarray,
     """Time the four ways on one graph; print a JSON line and a verdict; return whether targets were met."""
     clear_compiled(G)
     t_first, first = timed(lambda: travel_time_matrix(G, origins, sites))
-    t_warm, warm = timed(lambda: travel_time_matrix(G, origins, sites), repeat=5)
     cg = compile_graph(G)
     site_pos = np.unique(cg.positions(sites, "site"))
-    t_bare, _ = timed(lambda: dijkstra(cg.csr_reversed, directed=True, indices=site_pos), repeat=5)
+    # interleave the two so that drift in machine load hits both alike; compare medians
+    warm_times, bare_times = [], []
+    for _ in range(7):
+        t, warm = timed(lambda: travel_time_matrix(G, origins, sites))
+        warm_times.append(t)
+        bare_times.append(timed(lambda: dijkstra(cg.csr_reversed, directed=True, indices=site_pos))[0])
+    t_warm, t_bare = float(np.median(warm_times)), float(np.median(bare_times))
     # networkx on a subset of sites when the full loop would take minutes; the ratio is per site
     k = len(sites) if nx_sites is None else min(nx_sites, len(sites))
     t_nx, ref = timed(lambda: networkx_loop(G, origins, sites[:k]))
