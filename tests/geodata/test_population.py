@@ -117,7 +117,8 @@ def test_negative_population_names_the_row(tmp_path: Path) -> None:
 def test_crs_less_file_is_rejected(tmp_path: Path) -> None:
     gdf = gpd.GeoDataFrame({"population": [5]}, geometry=[square(9.5, 56.2)])  # no CRS
     path = tmp_path / "nocrs.gpkg"
-    gdf.to_file(path)
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        gdf.to_file(path)
     with pytest.raises(MissingCRSError, match=r"nocrs\.gpkg"):
         load_population(path)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pytest
 import shapely
 from typer.testing import CliRunner
 
@@ -56,9 +57,10 @@ def test_each_bad_input_names_the_file_and_field(tmp_path: Path, tiny_osm: Path)
     (tmp_path / "dups.csv").write_text("branch_id,lon,lat\nmain,9.501,56.2\nmain,9.51,56.2\n")
     (tmp_path / "far.csv").write_text("branch_id,lon,lat\nmain,9.501,56.2\nmoon,12.0,57.0\n")
     (tmp_path / "pop.csv").write_text("other,population\nZZ,5\n")
-    gpd.GeoDataFrame({"population": [1]}, geometry=[shapely.box(9.5, 56.2, 9.51, 56.21)]).to_file(
-        tmp_path / "nocrs.gpkg"
-    )
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        gpd.GeoDataFrame({"population": [1]}, geometry=[shapely.box(9.5, 56.2, 9.51, 56.21)]).to_file(
+            tmp_path / "nocrs.gpkg"
+        )
     pd.DataFrame({"lon": [9.5], "lat": [56.2], "name": ["x"]}).to_csv(tmp_path / "nopop.csv", index=False)
     cases = [
         ({"--osm": str(empty)}, "empty.osm.pbf"),
