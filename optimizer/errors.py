@@ -21,3 +21,27 @@ class BudgetTooSmallError(InfeasibleProblemError):
 
 class CoverageUnreachableError(InfeasibleProblemError):
     """The coverage target is above what any set of allowed sites reaches."""
+
+
+class ShapeMismatchError(InvalidProblemError):
+    """Arrays disagree in size: the matrix, the demand vector, the site ids or a per-site vector."""
+
+
+class InvalidCostError(InvalidProblemError):
+    """A cost, time or demand is negative or NaN."""
+
+
+class InvalidSiteCountError(InvalidProblemError):
+    """``p`` is not a count the sites allow (more than the allowed sites, fewer than the must-keep ones)."""
+
+
+class NoAllowedSitesError(InfeasibleProblemError):
+    """Every site is forbidden."""
+
+
+class RadiusUnreachableError(InfeasibleProblemError):
+    """No client has any allowed site within the coverage radius."""
+
+
+class CapacityShortfallError(InfeasibleProblemError):
+    """The allowed sites together cannot hold the demand."""

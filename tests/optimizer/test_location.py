@@ -116,7 +116,7 @@ def test_unreachable_coverage_target_gives_the_maximum() -> None:
         np.array([10.0, 10.0, 80.0]),
         ("a", "b"),
         np.array([1.0, 1.0]),
-        900.0,
+        radius_s=900.0,
         objective="min_cost",
         coverage_target=0.95,
     )
