@@ -17,6 +17,12 @@ $(LEAFLET): package.json
 	npm install --no-audit --no-fund --no-package-lock --loglevel=error
 	@touch $(LEAFLET)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
 setup: $(STAMP) $(LEAFLET)
 
 demo: setup  ## generate the synthetic merged municipality, import it, plan, write out/demo/{plan.json,layers.gpkg,map.html}
@@ -25,8 +31,9 @@ demo: setup  ## generate the synthetic merged municipality, import it, plan, wri
 test: setup
 	$(BIN)/python -m pytest -q
 
-bench: setup  ## speed and quality targets, printed as ratios against baselines measured in the same run
+bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines measured in the same run
 	$(BIN)/python -m benchmarks.matrix
+	$(BIN)/python -m benchmarks.orlib summary
 
 lint: setup
 	$(BIN)/ruff check .

@@ -439,18 +439,17 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
     def closed() -> bool:
         return state.best_value - state.bound <= params.gap_tolerance * max(1.0, abs(state.best_value))
 
-    if not closed():
-        _assign.vns(data, state, start + 0.4 * T, rng)
     mip_nodes, proven = 0, closed()
-    if not proven and time.perf_counter() < deadline - 0.2:
+    if not proven:
         fixed_open, fixed_closed = _assign.fix_sites(data, state)
         pairs = _assign.useful_pairs(data, state)
         columns = data.allowed & ~fixed_closed
         n_vars = int(pairs[:, columns].sum()) if pairs is not None else C.shape[0] * int(columns.sum())
         if n_vars <= MIP_MAX_VARIABLES:
+            # small enough to prove: HiGHS on the reduced problem, VNS with what time is left
             out = _mip.facility_mip(
                 C, data.F, columns=columns, force_open=data.keep | fixed_open, p=data.p, kappa=data.kappa,
-                budget=budget, pairs=pairs, time_limit_s=deadline - time.perf_counter(),
+                budget=budget, pairs=pairs, time_limit_s=0.8 * (deadline - time.perf_counter()),
                 gap=params.gap_tolerance,
             )  # fmt: skip
             mip_nodes = out.nodes

@@ -206,10 +206,14 @@ def region_list() -> None:
 
 @app.command()
 def plan(
-    region: Annotated[str, typer.Argument(help="Region name.")],
+    region: Annotated[str | None, typer.Argument(help="Region name (or give it in the scenario file).")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="YAML/JSON scenario with a 'location' section.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/plan"),
-    objective: Annotated[str, typer.Option(help="max_coverage or min_cost.")] = "max_coverage",
+    objective: Annotated[
+        str, typer.Option(help="max_coverage, min_cost, p_median, attendance, p_center, fixed_charge.")
+    ] = "max_coverage",
     standard_min: Annotated[float, typer.Option(help="Drive-time standard in minutes.")] = 15.0,
+    p: Annotated[int | None, typer.Option("--p", help="Number of branches to keep.")] = None,
     budget: Annotated[float | None, typer.Option(help="Annual budget for branches.")] = None,
     budget_share: Annotated[float | None, typer.Option(help="Budget as a share of today's cost, e.g. 0.75.")] = None,
     coverage_target: Annotated[float | None, typer.Option(help="min_cost: share to cover, e.g. 0.95.")] = None,
@@ -221,18 +225,19 @@ def plan(
     """Choose which branches to keep, and write plan.json, layers.gpkg and map.html."""
     settings = _settings()
     with user_errors():
-        request = PlanRequest(
-            objective=objective,  # type: ignore[arg-type]
-            standard_min=standard_min,
-            budget=budget,
-            budget_share=budget_share,
-            coverage_target=coverage_target,
-            keep=tuple(keep or ()),
-            close=tuple(close or ()),
-            time_limit_s=time_limit or settings.time_limit_s,
-            seed=settings.seed if seed is None else seed,
-            workers=settings.workers,
-        )
+        if scenario is not None:
+            file_region, request = PlanRequest.from_file(scenario)
+            region = region or file_region
+        else:
+            request = PlanRequest(
+                objective=objective,  # type: ignore[arg-type]
+                standard_min=standard_min, p=p, budget=budget, budget_share=budget_share,
+                coverage_target=coverage_target, keep=tuple(keep or ()), close=tuple(close or ()),
+                time_limit_s=time_limit or settings.time_limit_s, seed=settings.seed if seed is None else seed,
+                workers=settings.workers,
+            )  # fmt: skip
+        if region is None:
+            raise ValueError("name the region: `branchnet plan REGION ...` or `region:` in the scenario file")
         data = load_region(region, settings.regions_dir)
         with progress_bar() as report:
             result = run_plan(data, request, out, leaflet_dir=settings.leaflet_dir, progress=report)

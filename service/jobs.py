@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
+import yaml
 
 from geodata.region import RegionData
 from optimizer.errors import InvalidProblemError
 from optimizer.kpis import access_kpis, nearest_open
-from optimizer.location import LocationProblem, LocationResult, solve_location
+from optimizer.location import OBJECTIVES, Decay, LocationProblem, LocationResult, Objective, solve_location
 from optimizer.params import SolveParams
 from service import maps, outputs
 
@@ -27,25 +28,68 @@ Progress = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What the planner asks for.
+    """What the planner asks for: the ``location`` section of a scenario file.
 
-    ``max_coverage`` keeps the branches that put the most people within ``standard_min`` of a branch for at most
-    ``budget`` a year (or ``budget_share`` of today's cost); ``min_cost`` finds the cheapest set that keeps
-    ``coverage_target`` of people within the standard.
+    ``objective`` is any model of :mod:`optimizer.location`: ``max_coverage`` keeps the branches that put the most
+    people within ``standard_min`` of a branch for at most ``budget`` a year (or ``budget_share`` of today's
+    cost); ``min_cost`` finds the cheapest set keeping ``coverage_target`` within the standard; ``p_median``,
+    ``attendance`` (with ``decay``), ``p_center`` and ``fixed_charge`` keep ``p`` branches or stay in the budget.
     """
 
-    objective: Literal["max_coverage", "min_cost"] = "max_coverage"
+    objective: Objective = "max_coverage"
     standard_min: float = 15.0
+    p: int | None = None
     budget: float | None = None
     budget_share: float | None = None
     coverage_target: float | None = None
+    decay: Decay | None = None
     keep: tuple[str, ...] = ()
     close: tuple[str, ...] = ()
     time_limit_s: float = 30.0
     seed: int = 0
     workers: int = 2
 
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, where: str = "location") -> PlanRequest:
+        """Build a request from a scenario's ``location`` section (and optional ``solve`` section)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidProblemError(f"{where}: unknown field(s) {unknown}; known are {sorted(known)}")
+        values = dict(data)
+        if isinstance(values.get("decay"), dict):
+            decay = dict(values["decay"])
+            if "scale_min" in decay:
+                decay["scale_s"] = 60 * float(decay.pop("scale_min"))
+            try:
+                values["decay"] = Decay(**decay)
+            except TypeError as exc:
+                raise InvalidProblemError(f"{where}.decay: {exc}") from None
+        for key in ("keep", "close"):
+            if key in values:
+                values[key] = tuple(str(v) for v in values[key] or ())
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise InvalidProblemError(f"{where}: {exc}") from None
+
+    @classmethod
+    def from_file(cls, path: Path) -> tuple[str | None, PlanRequest]:
+        """Read a YAML or JSON scenario file; return its ``region`` and the request of its ``location`` section."""
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidProblemError(f"{path}: not a readable YAML/JSON scenario ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("location"), dict):
+            raise InvalidProblemError(f"{path}: a scenario needs a 'location' section (a mapping)")
+        section = dict(data["location"])
+        section.update({k: v for k, v in (data.get("solve") or {}).items() if k in ("time_limit_s", "seed", "workers")})
+        region = data.get("region")
+        return (str(region) if region is not None else None), cls.from_mapping(section, where=f"{path}: location")
+
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise InvalidProblemError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         if not self.standard_min > 0:
             raise InvalidProblemError(f"standard_min must be positive, not {self.standard_min!r}")
         if self.budget is not None and self.budget_share is not None:
@@ -86,10 +130,13 @@ def build_problem(region: RegionData, request: PlanRequest) -> LocationProblem:
         site_cost=cost,
         radius_s=request.standard_min * 60,
         objective=request.objective,
-        budget=budget if request.objective == "max_coverage" else None,
+        p=request.p,
+        budget=budget,
         coverage_target=request.coverage_target,
         must_keep=must_keep,
         forbidden=forbidden,
+        closure_cost=region.branches["closure_cost"].to_numpy(dtype=float),
+        decay=request.decay,
     )
 
 
@@ -205,7 +252,7 @@ def run_plan(
         "kpis": {"before": before, "after": after},
         "cost": {"before": cost_before, "after": result.cost, "saving": cost_before - result.cost},
         "solver": {
-            "engine": "OR-Tools CP-SAT",
+            "engine": result.algorithm,
             "status": result.status,
             "objective_name": result.objective_name,
             "objective": result.objective,
