@@ -45,6 +45,8 @@ class PlanRequest:
     decay: Decay | None = None
     keep: tuple[str, ...] = ()
     close: tuple[str, ...] = ()
+    #: Years over which a branch's one-off closure cost is spread when it counts against the annual budget.
+    closure_cost_years: float = 5.0
     time_limit_s: float = 30.0
     seed: int = 0
     workers: int = 2
@@ -90,6 +92,8 @@ class PlanRequest:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise InvalidProblemError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        if not self.closure_cost_years > 0:
+            raise InvalidProblemError(f"closure_cost_years must be positive, not {self.closure_cost_years!r}")
         if not self.standard_min > 0:
             raise InvalidProblemError(f"standard_min must be positive, not {self.standard_min!r}")
         if self.budget is not None and self.budget_share is not None:
@@ -135,7 +139,7 @@ def build_problem(region: RegionData, request: PlanRequest) -> LocationProblem:
         coverage_target=request.coverage_target,
         must_keep=must_keep,
         forbidden=forbidden,
-        closure_cost=region.branches["closure_cost"].to_numpy(dtype=float),
+        closure_cost=region.branches["closure_cost"].to_numpy(dtype=float) / request.closure_cost_years,
         decay=request.decay,
     )
 
@@ -250,7 +254,12 @@ def run_plan(
         "budget": problem.budget,
         "decisions": decisions,
         "kpis": {"before": before, "after": after},
-        "cost": {"before": cost_before, "after": result.cost, "saving": cost_before - result.cost},
+        "cost": {
+            "before": cost_before,
+            "after": result.cost,
+            "saving": cost_before - result.cost,
+            "note": f"after includes one-off closure costs spread over {request.closure_cost_years:g} years",
+        },
         "solver": {
             "engine": result.algorithm,
             "status": result.status,
