@@ -1,0 +1,70 @@
+"""``branchnet plan --scenario``: the location section drives every model through the same job runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.regions import save_region
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def data_dir(toy_region, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A data dir holding the toy region under the name 'toy'."""
+    path = tmp_path_factory.mktemp("var")
+    save_region(toy_region, path / "regions")
+    return path
+
+
+def plan(data_dir: Path, scenario: str, tmp_path: Path) -> tuple[int, str, Path]:
+    f = tmp_path / "scenario.yaml"
+    f.write_text(scenario)
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["plan", "--scenario", str(f), "--out", str(out)],
+                      env={"BRANCHNET_DATA_DIR": str(data_dir), "COLUMNS": "200"})  # fmt: skip
+    return r.exit_code, r.output, out
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "objective: p_median\n  p: 3",
+        "objective: attendance\n  budget_share: 0.7\n  decay: {kind: power, scale_min: 10, exponent: 1.5}",
+        "objective: p_center\n  p: 3",
+        "objective: min_cost\n  coverage_target: 0.9\n  standard_min: 10",
+        "objective: max_coverage\n  p: 2\n  standard_min: 8",
+        "objective: fixed_charge",
+    ],
+)
+def test_every_objective_runs_from_a_scenario(data_dir: Path, tmp_path: Path, location: str) -> None:
+    code, output, out = plan(data_dir, f"region: toy\nlocation:\n  {location}\nsolve:\n  time_limit_s: 10\n", tmp_path)
+    assert code == 0, output
+    result = json.loads((out / "plan.json").read_text())
+    assert result["solver"]["status"] in ("optimal", "feasible", "time_limit")
+    assert result["solver"]["bound"] is not None and result["solver"]["gap"] is not None
+    if "p: 3" in location:
+        assert sum(d["decision"] == "keep" for d in result["decisions"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        ("region: toy\nlocation:\n  objective: p_median\n  pp: 3\n", "unknown field(s) ['pp']"),
+        ("region: toy\nlocation:\n  objective: best\n", "objective must be one of"),
+        ("region: nowhere\nlocation:\n  objective: p_median\n  p: 2\n", "has not been imported"),
+        ("region: toy\nlocation:\n  objective: p_median\n  p: 99\n", "choose p between"),
+        ("region: toy\nlocation:\n  budget: -5\n", "budget must be a positive number"),
+        ("region: toy\n", "needs a 'location' section"),
+        ("region: toy\nlocation:\n  objective: p_median\n  p: 2\n  keep: [nope]\n", "unknown branch id"),
+    ],
+)
+def test_bad_scenarios_name_the_field(data_dir: Path, tmp_path: Path, scenario: str, message: str) -> None:
+    code, output, _ = plan(data_dir, scenario, tmp_path)
+    assert code == 2, output
+    assert message in output.replace("\n", " ")
