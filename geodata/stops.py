@@ -1,0 +1,172 @@
+"""Candidate bookmobile stops: where a mobile library could park to serve people no kept branch covers.
+
+Stops are chosen greedily on the walk network: among road nodes where a bookmobile can safely stop (not on
+trunk or primary roads), repeatedly take the one whose walking catchment holds the most still-unserved people,
+until no candidate reaches ``min_population``. Each demand point is credited to one stop only, so the stops'
+populations add up to the people they serve. Councils' review rules can be applied: a minimum distance from
+any static library (Cheshire East's two miles) and a minimum catchment (Kent withdraws stops with too few users).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from geodata.matrix import travel_time_matrix
+from geodata.population import AGE_GROUPS
+
+#: Road types a bookmobile may stop on: local roads and village streets, not through roads.
+SAFE_HIGHWAYS = frozenset({"residential", "unclassified", "tertiary", "living_street", "road", "service", "secondary"})
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """How candidate stops are generated.
+
+    Parameters
+    ----------
+    walk_min
+        Walking catchment of a stop, minutes on the walk network (plus the walk from each home to the path).
+    walk_kph
+        Walking speed for the catchment.
+    min_population
+        Smallest catchment worth a stop.
+    min_branch_distance_m
+        Stops closer than this (straight line) to a kept branch are not generated; 3,219 m is the two-mile rule.
+    max_stops
+        Upper bound on the number of stops.
+    """
+
+    walk_min: float = 10.0
+    walk_kph: float = 4.8
+    min_population: float = 30.0
+    min_branch_distance_m: float = 0.0
+    max_stops: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.walk_min > 0 or not self.walk_kph > 0:
+            raise ValueError("walk_min and walk_kph must be positive")
+        if self.min_population < 0 or self.min_branch_distance_m < 0:
+            raise ValueError("min_population and min_branch_distance_m must be non-negative")
+
+
+def _safe_nodes(G: nx.MultiDiGraph) -> np.ndarray:
+    safe: set[int] = set()
+    for u, v, hwy in G.edges(data="highway"):
+        h = hwy[0] if isinstance(hwy, list) else hwy
+        if h in SAFE_HIGHWAYS:
+            safe.update((u, v))
+    return np.fromiter(sorted(safe), dtype=np.int64)
+
+
+def _xy(G: nx.MultiDiGraph, nodes: np.ndarray) -> np.ndarray:
+    return np.array([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in nodes.tolist()]).reshape(-1, 2)
+
+
+def candidate_stops(
+    drive: nx.MultiDiGraph,
+    walk: nx.MultiDiGraph,
+    demand: gpd.GeoDataFrame,
+    unserved: np.ndarray,
+    *,
+    branches: gpd.GeoDataFrame | None = None,
+    settlements: gpd.GeoDataFrame | None = None,
+    rules: StopRules | None = None,
+) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Choose candidate stops for the ``unserved`` demand points.
+
+    Parameters
+    ----------
+    drive, walk
+        Projected graphs in the same CRS (stops are drive nodes; catchments are walked).
+    demand
+        Demand points (any CRS) with ``population`` and the age-group columns.
+    unserved
+        (points,) booleans: the people a stop should serve (for example, beyond the drive-time standard of every
+        kept branch).
+    branches
+        Kept branches, for the minimum-distance rule.
+    settlements
+        Points with a ``name`` field; a stop's community is the nearest settlement within 3 km, else its area.
+
+    Returns
+    -------
+    stops, served_by
+        Stops (EPSG:4326) with ``stop_id``, ``node`` (drive graph), ``community``, ``area_id``, ``group``,
+        ``population`` and age groups of the people credited to it; and for every demand point the index of the
+        stop that serves it, or -1.
+    """
+    rules = rules or StopRules()
+    crs = drive.graph["crs"]
+    pts = demand.to_crs(crs)
+    served_by = np.full(len(pts), -1, dtype=np.int64)
+    want = np.flatnonzero(np.asarray(unserved, dtype=bool) & (pts["population"].to_numpy() > 0))
+    empty = gpd.GeoDataFrame(
+        {"stop_id": [], "node": [], "community": [], "area_id": [], "group": [], "population": []},
+        geometry=[], crs="EPSG:4326",
+    )  # fmt: skip
+    if not len(want):
+        return empty, served_by
+    reach_m = rules.walk_min / 60 * rules.walk_kph * 1000
+    pxy = np.column_stack([pts.geometry.x.to_numpy()[want], pts.geometry.y.to_numpy()[want]])
+    cand = _safe_nodes(drive)
+    cxy = _xy(drive, cand)
+    near = cKDTree(pxy).query_ball_point(cxy, r=reach_m, return_length=True) > 0
+    if branches is not None and len(branches) and rules.min_branch_distance_m > 0:
+        bxy = np.column_stack([branches.to_crs(crs).geometry.x, branches.to_crs(crs).geometry.y])
+        near &= cKDTree(bxy).query(cxy)[0] >= rules.min_branch_distance_m
+    cand, cxy = cand[near], cxy[near]
+    if not len(cand):
+        return empty, served_by
+    # walk network: homes and stops snapped to walk nodes; the snap counts as walking
+    walk_nodes = np.fromiter(walk.nodes, dtype=np.int64)
+    tree = cKDTree(_xy(walk, walk_nodes))
+    p_dist, p_pos = tree.query(pxy)
+    c_dist, c_pos = tree.query(cxy)
+    speed = rules.walk_kph / 3.6
+    limit = rules.walk_min * 60
+    pop = pts["population"].to_numpy(dtype=float)[want]
+    reach = np.zeros((len(cand), len(want)), dtype=bool)
+    for lo in range(0, len(cand), 400):  # chunks bound the (stops x walk nodes) work array
+        hi = min(lo + 400, len(cand))
+        t = travel_time_matrix(walk, walk_nodes[c_pos[lo:hi]], walk_nodes[p_pos], cutoff=limit)
+        reach[lo:hi] = t + (c_dist[lo:hi, None] + p_dist[None, :]) / speed <= limit
+    chosen: list[int] = []
+    left = np.ones(len(want), dtype=bool)
+    gain = reach.astype(np.float64) @ pop  # people each candidate would newly serve, kept up to date
+    while rules.max_stops is None or len(chosen) < rules.max_stops:
+        best = int(np.argmax(gain))
+        if gain[best] < max(rules.min_population, 1e-9):
+            break
+        take = reach[best] & left
+        served_by[want[take]] = len(chosen)
+        left &= ~take
+        gain -= reach[:, take].astype(np.float64) @ pop[take]
+        chosen.append(best)
+    if not chosen:
+        return empty, served_by
+    rows = []
+    lonlat = gpd.GeoSeries(gpd.points_from_xy(cxy[chosen, 0], cxy[chosen, 1]), crs=crs).to_crs("EPSG:4326")
+    names = None
+    if settlements is not None and len(settlements):
+        s = settlements.to_crs(crs)
+        d, i = cKDTree(np.column_stack([s.geometry.x, s.geometry.y])).query(cxy[chosen])
+        names = np.where(d <= 3000, s["name"].astype(str).to_numpy()[i], "")
+    for k, c in enumerate(chosen):
+        mine = served_by == k
+        block = pts.loc[mine]
+        heaviest = block.iloc[int(np.argmax(block["population"].to_numpy()))]
+        rows.append({
+            "stop_id": f"stop-{k + 1:03d}", "node": int(cand[c]),
+            "community": (names[k] if names is not None and names[k] else str(heaviest["area_id"])),
+            "area_id": str(heaviest["area_id"]), "group": str(heaviest.get("group", "")),
+            "population": float(block["population"].sum()),
+            **{g: float(block[g].sum()) for g in AGE_GROUPS if g in block},
+        })  # fmt: skip
+    stops = gpd.GeoDataFrame(pd.DataFrame(rows), geometry=lonlat.values, crs="EPSG:4326")
+    return stops, served_by
