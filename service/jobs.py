@@ -22,6 +22,7 @@ from optimizer.kpis import access_kpis, nearest_open
 from optimizer.location import OBJECTIVES, Decay, LocationProblem, LocationResult, Objective, solve_location
 from optimizer.params import SolveParams
 from service import maps, outputs
+from service.bookmobile import BookmobileRequest, plan_bookmobile
 
 Progress = Callable[[str, float], None]
 
@@ -47,6 +48,8 @@ class PlanRequest:
     close: tuple[str, ...] = ()
     #: Years over which a branch's one-off closure cost is spread when it counts against the annual budget.
     closure_cost_years: float = 5.0
+    #: A bookmobile for the people the kept branches leave beyond its standard; ``None`` for none.
+    bookmobile: BookmobileRequest | None = None
     time_limit_s: float = 30.0
     seed: int = 0
     workers: int = 2
@@ -67,6 +70,14 @@ class PlanRequest:
                 values["decay"] = Decay(**decay)
             except TypeError as exc:
                 raise InvalidProblemError(f"{where}.decay: {exc}") from None
+        if isinstance(values.get("bookmobile"), dict):
+            section = dict(values["bookmobile"])
+            if "weekdays" in section:
+                section["weekdays"] = tuple(int(d) for d in section["weekdays"])
+            try:
+                values["bookmobile"] = BookmobileRequest(**section)
+            except TypeError as exc:
+                raise InvalidProblemError(f"{where}.bookmobile: {exc}") from None
         for key in ("keep", "close"):
             if key in values:
                 values[key] = tuple(str(v) for v in values[key] or ())
@@ -273,11 +284,32 @@ def run_plan(
         "notes": region.meta.get("notes", []),
         "attribution": region.meta.get("attribution", maps.OSM_ATTRIBUTION),
     }
+    timetable = None
+    layers = _layers(region, open_mask, decisions)
+    if request.bookmobile is not None:
+        if progress:
+            progress("bookmobile", 0.0)
+        params = SolveParams(time_limit_s=request.time_limit_s, seed=request.seed, workers=request.workers)
+        mobile, stops_layer, routes_layer, timetable = plan_bookmobile(region, open_mask, request.bookmobile,
+                                                                       params=params)  # fmt: skip
+        layers["bookmobile_stops"] = stops_layer
+        layers["bookmobile_routes"] = routes_layer
+        plan["bookmobile"] = {
+            "vehicles": request.bookmobile.vehicles, "cycle_weeks": mobile.cycle_weeks,
+            "route_days": len(mobile.route_days), "stops_served": int(stops_layer["served"].sum()) if len(stops_layer)
+            else 0, "stops_dropped": mobile.dropped, "people_served": mobile.served_prize,
+            "cycle_driving_h": mobile.cycle_driving_s / 3600, "timetable": "timetable.csv",
+            "solver": {"status": mobile.status, "objective": mobile.objective, "bound": mobile.bound,
+                       "gap": mobile.gap, "runtime_s": mobile.runtime_s},
+        }  # fmt: skip
+        if progress:
+            progress("bookmobile", 1.0)
     if progress:
         progress("write results", 0.0)
-    layers = _layers(region, open_mask, decisions)
     with outputs.atomic_dir(out_dir) as tmp:
         outputs.write_json(plan, tmp / "plan.json")
+        if timetable is not None:
+            timetable.to_csv(tmp / "timetable.csv", index=False)
         outputs.write_layers(tmp / "layers.gpkg", layers)
         summary = (
             f"<table><tr><td>Branches kept</td><td>{int(open_mask.sum())} of {len(ids)}</td></tr>"

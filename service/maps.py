@@ -136,6 +136,16 @@ if (DATA.demand) add('Demand (drive time to nearest branch)', L.geoJSON(DATA.dem
   onEachFeature: (f, l) => l.bindTooltip(Math.round(f.properties.population) + ' people, ' +
   (f.properties.time_after_min == null ? 'no branch reachable' : f.properties.time_after_min.toFixed(1) + ' min') +
   ' (area ' + f.properties.area_id + ')') }}), true);
+if (DATA.bookmobile_routes) add('Bookmobile routes', L.geoJSON(DATA.bookmobile_routes, {{ style: f => ({{
+  color: palette[f.properties.route_day % 9], weight: 3, dashArray: '6 4' }}),
+  onEachFeature: (f, l) => l.bindTooltip(f.properties.route + ': ' + f.properties.stops + ' stops, ' +
+  Math.round(f.properties.driving_min) + ' min driving') }}), true);
+if (DATA.bookmobile_stops) add('Bookmobile stops', L.geoJSON(DATA.bookmobile_stops, {{ pointToLayer: (f, ll) =>
+  L.circleMarker(ll, {{ radius: 6, color: '#5e3c99', weight: 2, fillColor: f.properties.served ? '#b2abd2' : '#fff',
+  fillOpacity: 1 }}), onEachFeature: (f, l) => l.bindPopup('<b>' + f.properties.community + '</b> (' +
+  f.properties.stop_id + ')<br>' + Math.round(f.properties.population) + ' people within a walk<br>' +
+  (f.properties.served ? f.properties.day + ' ' + f.properties.arrival + ', every ' + f.properties.interval_weeks +
+  ' week(s)' : 'not served: ' + f.properties.dropped_reason)) }}), true);
 if (DATA.branches) add('Branches', L.geoJSON(DATA.branches, {{ pointToLayer: (f, ll) => L.circleMarker(ll, {{
   radius: 9, color: '#222', weight: 2, fillOpacity: 1,
   fillColor: f.properties.decision === 'close' ? '#d7191c' : '#2c7bb6' }}),

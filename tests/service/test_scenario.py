@@ -68,3 +68,29 @@ def test_bad_scenarios_name_the_field(data_dir: Path, tmp_path: Path, scenario: 
     code, output, _ = plan(data_dir, scenario, tmp_path)
     assert code == 2, output
     assert message in output.replace("\n", " ")
+
+
+def test_closing_two_small_branches_brings_a_bookmobile(data_dir: Path, tmp_path: Path, toy_region) -> None:  # type: ignore[no-untyped-def]
+    small = toy_region.branches.sort_values("staffed_hours_week")["branch_id"].head(2).tolist()
+    scenario = (
+        f"region: toy\nlocation:\n  objective: max_coverage\n  close: [{', '.join(small)}]\n"
+        "  bookmobile:\n    vehicles: 1\n    standard_min: 4\n    min_population: 20\n    min_branch_distance_m: 1500\n"
+        "solve:\n  time_limit_s: 10\n"
+    )
+    code, output, out = plan(data_dir, scenario, tmp_path)
+    assert code == 0, output
+    result = json.loads((out / "plan.json").read_text())
+    mobile = result["bookmobile"]
+    assert mobile["route_days"] >= 1 and mobile["stops_served"] >= 1
+    timetable = (out / "timetable.csv").read_text().splitlines()
+    assert timetable[0].startswith("organisation,mobile,route,community,stop")
+    assert len(timetable) - 1 == mobile["stops_served"]
+    import pyogrio
+
+    layers = {name for name, _ in pyogrio.list_layers(out / "layers.gpkg")}
+    assert {"bookmobile_stops", "bookmobile_routes"} <= layers
+    assert "Bookmobile routes" in (out / "map.html").read_text()
+    shift_end = 17 * 60  # the default shift: 09:00 for 8 hours
+    for row in timetable[1:]:
+        arrival, departure = row.split(",")[11:13]
+        assert "09:00" <= arrival < departure and int(departure[:2]) * 60 + int(departure[3:]) <= shift_end
