@@ -32,7 +32,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import multiprocessing
+import os
+import queue as queue_module
 import re
+import signal
 import statistics
 import time
 import warnings
@@ -216,6 +220,36 @@ def run_spopt_pmedian(path: Path, *, time_limit_s: float) -> Record:
     }
 
 
+def _spopt_child(path: Path, time_limit_s: float, queue: Any) -> None:
+    os.setsid()  # own process group, so CBC (a grandchild) dies with it
+    queue.put(run_spopt_pmedian(path, time_limit_s=time_limit_s))
+
+
+def run_spopt_bounded(path: Path, *, time_limit_s: float) -> Record:
+    """Run :func:`run_spopt_pmedian` in a child process killed at twice the limit plus 15 s.
+
+    CBC checks its time limit only between phases and can overrun it by minutes on n >= 300.
+    """
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_spopt_child, args=(path, time_limit_s, queue))
+    hard = 2 * time_limit_s + 15
+    t0 = time.perf_counter()
+    child.start()
+    try:
+        return dict(queue.get(timeout=hard))
+    except queue_module.Empty:
+        if child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+        inst = read_pmedian(path)
+        return {"instance": inst.name, "kind": "pmedian", "solver": "spopt+cbc", "objective": None,
+                "optimum": _published(path, "optimal"), "status": f"killed at {hard:g} s",
+                "seconds": time.perf_counter() - t0}  # fmt: skip
+    finally:
+        child.join(timeout=5)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # summary
 
@@ -351,7 +385,7 @@ def side_by_side(pmed_files: list[Path], ours: list[Record], *, time_limit_s: fl
         )
     theirs: list[Record] = []
     for path, mine in zip(pmed_files, ours, strict=True):
-        record = run_spopt_pmedian(path, time_limit_s=time_limit_s)
+        record = run_spopt_bounded(path, time_limit_s=time_limit_s)
         both = mine["objective"] is not None and record["objective"] is not None and record["objective"] > 0
         record["ratio_objective"] = mine["objective"] / record["objective"] if both else None
         record["ratio_seconds"] = mine["seconds"] / record["seconds"]

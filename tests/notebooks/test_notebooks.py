@@ -1,0 +1,52 @@
+"""The notebooks run from top to bottom on the real data and end with their headline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    """Run a copy of the notebook in memory, with the notebook's folder as working directory; never write it back."""
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    return nb
+
+
+def texts(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type in ("execute_result", "display_data"):
+            parts.append(out.data.get("text/plain", ""))
+    return "".join(parts)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_location_models_notebook(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRANCHNET_SHARED_DIR", str(shared))
+    monkeypatch.setenv("BRANCHNET_DATA_DIR", str(tmp_path / "var"))  # cache and plans out of the repository's var/
+
+    nb = execute(NOTEBOOKS / "location_models.ipynb")
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+    assert all(c.get("execution_count") for c in code)
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", []))
+    headline = texts(code[-1])
+    assert "Headline for Rutland" in headline
+    assert "75% budget: keep" in headline
+    plans = tmp_path / "var" / "notebooks" / "location_models"
+    for folder in ("budget-100", "budget-75", "budget-50", "p-median-3", "attendance-75"):
+        assert (plans / folder / "map.html").is_file(), folder
