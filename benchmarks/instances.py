@@ -1,4 +1,4 @@
-"""Readers for the OR-Library location instances in ``../shared/benchmarks`` (pure numpy and scipy).
+"""Readers for the benchmark instances in ``../shared/benchmarks`` (pure numpy and scipy).
 
 - ``pmedian/pmedN.txt``: uncapacitated p-median (Beasley 1985). Line 1 ``n e p``, then ``e`` undirected edges
   ``i j c`` with 1-based vertices and integer costs; when an edge repeats, its last occurrence counts. Distances are
@@ -6,12 +6,16 @@
 - ``facility_location/capNN.txt``: warehouse location (Beasley 1988). ``m n``, then ``m`` pairs ``capacity
   fixed_cost``, then per customer its demand followed by ``m`` allocation costs, each the cost of serving the
   customer's whole demand from that warehouse. Numbers may wrap across lines, so the whole file is tokenised.
+- ``cvrp/A/*.vrp``: CVRPLIB capacitated VRP instances in TSPLIB format (``NAME``, ``DIMENSION``, ``CAPACITY``,
+  ``EDGE_WEIGHT_TYPE : EUC_2D``, then ``NODE_COORD_SECTION``, ``DEMAND_SECTION`` and ``DEPOT_SECTION``). Distances
+  are Euclidean, rounded to the nearest integer (TSPLIB's ``nint``).
 - ``optima.csv`` beside them: the published values.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,6 +196,150 @@ def read_cap(path: str | Path, *, capacity: float | None = None) -> CapInstance:
             raise ValueError(f"{path}: a {what} is negative or not finite")
         arr.setflags(write=False)
     return CapInstance(name=path.stem, m=m, n=n, capacity=cap, fixed_cost=fixed, demand=demand, cost=cost)
+
+
+@dataclass(frozen=True)
+class CvrpInstance:
+    """A CVRPLIB capacitated vehicle routing instance on ``n`` nodes (the depot included).
+
+    ``dist`` is the (n, n) integer matrix of rounded Euclidean distances, ``demand`` the load of each node (0 at
+    the depot), ``depot`` its 0-based index and ``k`` the fleet named in the file name (``A-n32-k5``: 5), which is
+    the minimum fleet, ceil(total demand / capacity), on every Augerat instance.
+    """
+
+    name: str
+    n: int
+    capacity: int
+    depot: int
+    coords: np.ndarray
+    demand: np.ndarray
+    dist: np.ndarray
+    k: int | None
+
+    @property
+    def customers(self) -> np.ndarray:
+        """The 0-based indices of the nodes other than the depot."""
+        return np.delete(np.arange(self.n), self.depot)
+
+    def route_cost(self, routes: list[list[int]] | tuple[tuple[int, ...], ...]) -> int:
+        """Total distance of closed routes given as customer lists (depot legs added here)."""
+        total = 0
+        for route in routes:
+            if len(route) == 0:
+                continue
+            nodes = [self.depot, *route, self.depot]
+            total += int(self.dist[nodes[:-1], nodes[1:]].sum())
+        return total
+
+
+_SECTION = re.compile(r"^[A-Z_]+_SECTION$")
+
+
+def read_cvrp(path: str | Path) -> CvrpInstance:
+    """Read a CVRPLIB ``.vrp`` file with ``EUC_2D`` coordinates.
+
+    Parameters
+    ----------
+    path
+        A TSPLIB-format file: ``KEY : value`` header lines, then ``NODE_COORD_SECTION`` (``id x y``),
+        ``DEMAND_SECTION`` (``id demand``) and ``DEPOT_SECTION`` (depot ids ending with ``-1``), then ``EOF``.
+
+    Returns
+    -------
+    CvrpInstance
+        Nodes keep the file's order (id 1 is index 0). ``dist[i, j] = floor(sqrt((xi-xj)^2 + (yi-yj)^2) + 0.5)``.
+
+    Raises
+    ------
+    ValueError
+        A header field is missing or not a number, the edge weight type is not ``EUC_2D``, a section is short or
+        names a node outside ``1..DIMENSION``, a demand is negative or exceeds the capacity, or there is not
+        exactly one depot.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text file ({exc})") from exc
+    header: dict[str, str] = {}
+    sections: dict[str, list[list[str]]] = {}
+    current: str | None = None
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line == "EOF":
+            break
+        if _SECTION.match(line):
+            current = line
+            sections[current] = []
+        elif current is None:
+            if ":" not in line:
+                raise ValueError(f"{path}: line {lineno} {line!r} is neither 'KEY : value' nor a section name")
+            key, value = line.split(":", 1)
+            header[key.strip().upper()] = value.strip()
+        else:
+            sections[current].append(line.split())
+
+    def integer(key: str) -> int:
+        if key not in header:
+            raise ValueError(f"{path}: the header has no {key}")
+        try:
+            return int(header[key])
+        except ValueError:
+            raise ValueError(f"{path}: {key} is {header[key]!r}, not a whole number") from None
+
+    n, capacity = integer("DIMENSION"), integer("CAPACITY")
+    if n < 2 or capacity < 1:
+        raise ValueError(f"{path}: DIMENSION ({n}) must be at least 2 and CAPACITY ({capacity}) positive")
+    weight = header.get("EDGE_WEIGHT_TYPE", "")
+    if weight != "EUC_2D":
+        raise ValueError(f"{path}: EDGE_WEIGHT_TYPE is {weight!r}; only EUC_2D is supported")
+
+    def table(section: str, width: int) -> np.ndarray:
+        rows = sections.get(section)
+        if rows is None:
+            raise ValueError(f"{path}: no {section}")
+        if len(rows) != n or any(len(r) != width for r in rows):
+            raise ValueError(f"{path}: {section} needs {n} rows of {width} numbers")
+        values = _numbers(path, [t for r in rows for t in r], section).reshape(n, width)
+        ids = values[:, 0]
+        if sorted(ids.tolist()) != list(range(1, n + 1)):
+            raise ValueError(f"{path}: {section} must name each node 1..{n} once")
+        out = np.empty((n, width - 1))
+        out[ids.astype(np.int64) - 1] = values[:, 1:]
+        return out
+
+    coords = table("NODE_COORD_SECTION", 3)
+    raw_demand = table("DEMAND_SECTION", 2)[:, 0]
+    if (raw_demand < 0).any() or (raw_demand != np.round(raw_demand)).any():
+        raise ValueError(f"{path}: DEMAND_SECTION must hold non-negative whole numbers")
+    demand = raw_demand.astype(np.int64)
+    if demand.max() > capacity:
+        node = int(np.argmax(demand)) + 1
+        raise ValueError(f"{path}: node {node} has demand {demand.max()} above the capacity {capacity}")
+    depot_tokens = [t for r in sections.get("DEPOT_SECTION", []) for t in r]
+    depots = [int(t) for t in depot_tokens if t.lstrip("-").isdigit() and int(t) > 0]
+    if len(depots) != 1 or not 1 <= depots[0] <= n:
+        raise ValueError(f"{path}: DEPOT_SECTION must name exactly one node in 1..{n}, found {depot_tokens}")
+    depot = depots[0] - 1
+    if demand[depot] != 0:
+        raise ValueError(f"{path}: the depot (node {depots[0]}) has demand {demand[depot]}; it must be 0")
+    diff = coords[:, None, :] - coords[None, :, :]
+    dist = np.floor(np.sqrt((diff**2).sum(axis=2)) + 0.5).astype(np.int64)
+    match = re.search(r"-k(\d+)$", path.stem)
+    for arr in (coords, demand, dist):
+        arr.setflags(write=False)
+    return CvrpInstance(
+        name=header.get("NAME", path.stem),
+        n=n,
+        capacity=capacity,
+        depot=depot,
+        coords=coords,
+        demand=demand,
+        dist=dist,
+        k=int(match.group(1)) if match else None,
+    )
 
 
 def read_optima(folder: str | Path) -> dict[str, dict[str, float | None]]:
