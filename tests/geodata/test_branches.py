@@ -69,5 +69,5 @@ def test_bad_cost_and_flag(tmp_path: Path) -> None:
     with pytest.raises(InvalidValueError, match="branch 'Alpha': field 'annual_cost'"):
         load_branches(f)
     f.write_text(HEADER + "Alpha,9.5,56.2,,,,perhaps,\n")
-    with pytest.raises(InvalidValueError, match=r"'must_keep'.*yes/no"):
+    with pytest.raises(InvalidValueError, match=r"'must_keep'.*yes/no"), pytest.warns(AssumptionWarning):
         load_branches(f)
