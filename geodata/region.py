@@ -14,10 +14,13 @@ from typing import Any
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 
 from geodata import _cache
+from geodata._io import find_column, read_features
 from geodata._osm import read_osm
 from geodata.branches import CostModel, load_branches
+from geodata.errors import MissingFieldError
 from geodata.matrix import travel_time_matrix
 from geodata.network import SpeedProfile, load_network
 from geodata.population import AgeShares, load_population
@@ -44,6 +47,8 @@ class RegionSources:
     speeds: str | None = None
     #: Default age shares (0-17, 18-64, 65+) where the population source has totals only.
     age_shares: tuple[float, float, float] | None = None
+    #: Named settlements (CSV with lon/lat or a point file with a ``name`` field): community names for stops.
+    settlements: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class RegionData:
     time_s: np.ndarray
     dist_m: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    settlements: gpd.GeoDataFrame | None = None
 
 
 def region_matrices(
@@ -141,7 +147,7 @@ def prepare_region(
     digests = {
         key: _cache.file_digest(path)
         for key, path in asdict(sources).items()
-        if key in ("osm", "population", "branches", "population_table", "speeds") and path
+        if key in ("osm", "population", "branches", "population_table", "speeds", "settlements") and path
     }
     meta = {
         "name": name,
@@ -158,4 +164,19 @@ def prepare_region(
         "branches": len(branches),
         "max_branch_snap_m": float(branches["snap_m"].max()),
     }
-    return RegionData(name, drive, walk, demand, population.areas, branches, time_s, dist_m, meta)
+    settlements = load_settlements(sources.settlements) if sources.settlements else None
+    return RegionData(name, drive, walk, demand, population.areas, branches, time_s, dist_m, meta, settlements)
+
+
+def load_settlements(path: str | Path) -> gpd.GeoDataFrame:
+    """Read named places (GeoNames-style CSV with latitude/longitude, or a point file); keep name and population."""
+    path = Path(path)
+    gdf = read_features(path)
+    name = find_column(gdf.columns, ("name", "community", "settlement", "asciiname"))
+    if name is None:
+        raise MissingFieldError(f"{path}: no 'name' field for the settlements")
+    out = gpd.GeoDataFrame({"name": gdf[name].astype(str).to_numpy()}, geometry=gdf.geometry.values, crs=gdf.crs)
+    pop = find_column(gdf.columns, ("population", "pop"))
+    if pop is not None:
+        out["population"] = pd.to_numeric(gdf[pop], errors="coerce").fillna(0).to_numpy()
+    return out.to_crs("EPSG:4326")

@@ -92,7 +92,8 @@ def candidate_stops(
     branches
         Kept branches, for the minimum-distance rule.
     settlements
-        Points with a ``name`` field; a stop's community is the nearest settlement within 3 km, else its area.
+        Points with a ``name`` field; a stop's community is the nearest settlement within 3 km, else empty (a stop
+        of its own; "one stop per community" applies only to named communities).
 
     Returns
     -------
@@ -163,7 +164,7 @@ def candidate_stops(
         heaviest = block.iloc[int(np.argmax(block["population"].to_numpy()))]
         rows.append({
             "stop_id": f"stop-{k + 1:03d}", "node": int(cand[c]),
-            "community": (names[k] if names is not None and names[k] else str(heaviest["area_id"])),
+            "community": names[k] if names is not None else "",
             "area_id": str(heaviest["area_id"]), "group": str(heaviest.get("group", "")),
             "population": float(block["population"].sum()),
             **{g: float(block[g].sum()) for g in AGE_GROUPS if g in block},

@@ -80,7 +80,7 @@ def plan_bookmobile(
     unserved = nearest_open(region.time_s, open_mask) > request.standard_min * 60
     kept = region.branches[open_mask]
     stops, _ = candidate_stops(
-        region.drive, region.walk, region.demand, unserved, branches=kept,
+        region.drive, region.walk, region.demand, unserved, branches=kept, settlements=region.settlements,
         rules=StopRules(walk_min=request.walk_min, min_population=request.min_population,
                         min_branch_distance_m=request.min_branch_distance_m),
     )  # fmt: skip
@@ -125,7 +125,7 @@ def plan_bookmobile(
             row = by_id.loc[s]
             rows.append({
                 "organisation": request.organisation, "mobile": f"Mobile {day.vehicle + 1}", "route": route_name,
-                "community": row["community"], "stop": s, "address": "", "postcode": "",
+                "community": row["community"] or f"area {row['area_id']}", "stop": s, "address": "", "postcode": "",
                 "geox": round(float(row.geometry.x), 6), "geoy": round(float(row.geometry.y), 6),
                 "day": WEEKDAYS[day.weekday], "type": "Public", "arrival": _hhmm(a), "departure": _hhmm(d),
                 "frequency": f"FREQ=WEEKLY;INTERVAL={day.interval}" if day.interval > 1 else "FREQ=WEEKLY",

@@ -121,6 +121,9 @@ def region_import(
     id_field: Annotated[str | None, typer.Option(help="Branch id column; detected when omitted.")] = None,
     crs: Annotated[str | None, typer.Option(help="Metric CRS, e.g. EPSG:27700; local UTM when omitted.")] = None,
     speeds: Annotated[Path | None, typer.Option(help="YAML/TOML car speeds: hwy_speeds, fallback_kph, ...")] = None,
+    settlements: Annotated[
+        Path | None, typer.Option(help="Named places (CSV lon/lat or points): stop communities.")
+    ] = None,
     age_shares: Annotated[
         str | None, typer.Option(help="Default shares 0-17,18-64,65+ where only totals are known, e.g. 0.2,0.6,0.2.")
     ] = None,
@@ -139,6 +142,7 @@ def region_import(
         id_field=id_field,
         crs=crs,
         speeds=str(speeds) if speeds else None,
+        settlements=str(settlements) if settlements else None,
         age_shares=_parse_shares(age_shares),
     )
     with user_errors():
@@ -296,6 +300,7 @@ def demo(
                     ("osm", "roads.osm"),
                     ("areas", "areas.geojson"),
                     ("branches", "branches.geojson"),
+                    ("settlements", "settlements.csv"),
                 )
             }
         sources = RegionSources(
@@ -305,6 +310,7 @@ def demo(
             area_field="area_id",
             group_field="municipality",
             id_field="branch_id",
+            settlements=str(paths["settlements"]),
         )
         with progress_bar() as report:
             region = prepare_region(name, sources, cache_dir=settings.cache_dir, progress=report)

@@ -48,6 +48,8 @@ def save_region(region: RegionData, regions_dir: Path) -> Path:
         if len(region.areas):
             region.areas.to_file(tmp / "areas.gpkg", layer="areas", driver="GPKG")
         region.branches.to_file(tmp / "branches.gpkg", layer="branches", driver="GPKG")
+        if region.settlements is not None and len(region.settlements):
+            region.settlements.to_file(tmp / "settlements.gpkg", layer="settlements", driver="GPKG")
         np.savez_compressed(tmp / "matrix.npz", time_s=region.time_s, dist_m=region.dist_m)
         (tmp / "region.json").write_text(json.dumps(region.meta, indent=2, default=str))
         target = regions_dir / region.name
@@ -108,4 +110,5 @@ def load_region(name: str, regions_dir: Path) -> RegionData:
         time_s=matrices["time_s"],
         dist_m=matrices["dist_m"],
         meta=meta,
+        settlements=gpd.read_file(folder / "settlements.gpkg") if (folder / "settlements.gpkg").is_file() else None,
     )

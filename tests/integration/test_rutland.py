@@ -32,6 +32,8 @@ def rutland_data_dir(rutland_dir: Path, tmp_path_factory: pytest.TempPathFactory
             str(rutland_dir / "rutland_lsoa21_population.csv"),
             "--branches",
             str(rutland_dir / "rutland_libraries.geojson"),
+            "--settlements",
+            str(rutland_dir / "geonames_cities500_rutland_bbox.csv"),
         ],
         env={"BRANCHNET_DATA_DIR": str(data_dir)},
     )
@@ -58,6 +60,7 @@ def test_all_branches_snapped_and_drive_graph_excludes_footways(rutland_data_dir
     walk_highways = {h for _, _, h in region.walk.edges(data="highway")}
     assert "footway" in walk_highways
     assert region.time_s.shape == (len(region.demand), 4)
+    assert region.settlements is not None and "Oakham" in set(region.settlements["name"])
 
 
 def test_region_show_prints_the_kpis(rutland_data_dir: Path) -> None:
