@@ -285,6 +285,7 @@ def run_plan(
         "attribution": region.meta.get("attribution", maps.OSM_ATTRIBUTION),
     }
     timetable = None
+    bookmobile_routes = None
     layers = _layers(region, open_mask, decisions)
     if request.bookmobile is not None:
         if progress:
@@ -294,11 +295,13 @@ def run_plan(
                                                                        params=params)  # fmt: skip
         layers["bookmobile_stops"] = stops_layer
         layers["bookmobile_routes"] = routes_layer
+        bookmobile_routes = routes_layer
         plan["bookmobile"] = {
             "vehicles": request.bookmobile.vehicles, "cycle_weeks": mobile.cycle_weeks,
             "route_days": len(mobile.route_days), "stops_served": int(stops_layer["served"].sum()) if len(stops_layer)
             else 0, "stops_dropped": mobile.dropped, "people_served": mobile.served_prize,
             "cycle_driving_h": mobile.cycle_driving_s / 3600, "timetable": "timetable.csv",
+            "routes": "bookmobile_routes.geojson",
             "solver": {"status": mobile.status, "objective": mobile.objective, "bound": mobile.bound,
                        "gap": mobile.gap, "runtime_s": mobile.runtime_s},
         }  # fmt: skip
@@ -310,6 +313,8 @@ def run_plan(
         outputs.write_json(plan, tmp / "plan.json")
         if timetable is not None:
             timetable.to_csv(tmp / "timetable.csv", index=False)
+        if bookmobile_routes is not None and len(bookmobile_routes):
+            bookmobile_routes.to_file(tmp / "bookmobile_routes.geojson", driver="GeoJSON")
         outputs.write_layers(tmp / "layers.gpkg", layers)
         summary = (
             f"<table><tr><td>Branches kept</td><td>{int(open_mask.sum())} of {len(ids)}</td></tr>"

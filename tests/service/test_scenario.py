@@ -90,6 +90,7 @@ def test_closing_two_small_branches_brings_a_bookmobile(data_dir: Path, tmp_path
     layers = {name for name, _ in pyogrio.list_layers(out / "layers.gpkg")}
     assert {"bookmobile_stops", "bookmobile_routes"} <= layers
     assert "Bookmobile routes" in (out / "map.html").read_text()
+    assert (out / "bookmobile_routes.geojson").is_file()
     shift_end = 17 * 60  # the default shift: 09:00 for 8 hours
     for row in timetable[1:]:
         arrival, departure = row.split(",")[11:13]
