@@ -376,3 +376,25 @@ def read_optima(folder: str | Path) -> dict[str, dict[str, float | None]]:
                     raise ValueError(f"{path}: row {lineno}, field {col!r} is {cell!r}, not a number") from None
             out[cells[0]] = record
     return out
+
+
+def read_cvrp_best_known(folder: str | Path) -> dict[str, float]:
+    """Read the CVRPLIB ``folder/optima.csv`` (``set,instance,customers,capacity,best_known_cost,proven_optimal``).
+
+    Returns ``{instance: best_known_cost}``; rows with an empty cost are left out.
+    """
+    path = Path(folder) / "optima.csv"
+    out: dict[str, float] = {}
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"instance", "best_known_cost"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: the header must name the columns 'instance' and 'best_known_cost'")
+        for lineno, row in enumerate(reader, start=2):
+            name, cell = (row["instance"] or "").strip(), (row["best_known_cost"] or "").strip()
+            if not name or not cell:
+                continue
+            try:
+                out[name] = float(cell)
+            except ValueError:
+                raise ValueError(f"{path}: row {lineno}, field 'best_known_cost' is {cell!r}, not a number") from None
+    return out
