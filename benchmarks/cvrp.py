@@ -4,7 +4,7 @@ Usage::
 
     python -m benchmarks.cvrp FILE.vrp... [--time-limit S] [--seed N] [--fleet unlimited|k] [--backend ortools|pyvrp]
     python -m benchmarks.cvrp summary [--time-limit S] [--instances A-n32-k5,...] [--no-pyvrp] [--json] [--seed N]
-                                      [--fleet unlimited|k]
+                                      [--fleet unlimited|k] [--backend ortools|pyvrp]
 
 The per-file command prints one JSON line per file: instance, objective, bound and gap (None: routing proves no
 bound), seconds (wall clock of the ``solve_routing`` call, model building included), status, the best-known cost
@@ -12,7 +12,8 @@ from the ``optima.csv`` beside the file or its folder, the relative gap to it, t
 whether the routes are a valid CVRP solution (every customer once, loads within capacity, the recomputed cost equal
 to the reported objective).
 
-``summary`` runs every instance of ``../shared/benchmarks/cvrp/A`` with ours, then with PyVRP (``pyvrp.read`` with
+``summary`` runs every instance of ``../shared/benchmarks/cvrp/A`` with ours (``solve_routing``, by default with
+OR-Tools; ``--backend pyvrp`` runs its PyVRP backend on our reader's matrix), then with PyVRP (``pyvrp.read`` with
 ``round_func="round"``, ``pyvrp.solve`` with ``MaxRuntime``) at the same time limit and seed, one solver at a time,
 and prints both costs and gaps per instance, both mean gaps and the target:
 
@@ -265,7 +266,7 @@ def summary(args: argparse.Namespace) -> int:
 
     ours: list[Record] = []
     for path in files:
-        ours.append(run_ours(path, time_limit_s=limit, seed=seed, fleet=args.fleet))
+        ours.append(run_ours(path, time_limit_s=limit, seed=seed, fleet=args.fleet, backend=args.backend))
         if not text:
             emit(ours[-1])
     theirs: list[Record] = []
@@ -280,7 +281,8 @@ def summary(args: argparse.Namespace) -> int:
     passed = mean_ours is not None and mean_theirs is not None and mean_ours <= mean_theirs + TARGET_MARGIN
     if text:
         both = " and PyVRP" if with_pyvrp else ""
-        print(f"CVRP, Augerat set A: solve_routing ({args.fleet} fleet){both} at {limit:g} s each, seed {seed}")
+        ours_label = f"solve_routing ({args.backend}, {args.fleet} fleet)"
+        print(f"CVRP, Augerat set A: {ours_label}{both} at {limit:g} s each, seed {seed}")
         print(HEADER)
         for i, record in enumerate(ours):
             print(_row(record["instance"], record, theirs[i] if theirs else None))
@@ -303,6 +305,7 @@ def summary(args: argparse.Namespace) -> int:
                 "summary": "cvrp",
                 "time_limit_s": limit,
                 "fleet": args.fleet,
+                "backend": args.backend,
                 "ours_mean_gap": mean_ours,
                 "pyvrp_mean_gap": mean_theirs,
                 "ours_invalid": invalid,
@@ -326,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, help="seconds per instance")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--fleet", choices=("unlimited", "k"), default="unlimited", help="routes allowed")
+        p.add_argument("--backend", choices=("ortools", "pyvrp"), default="ortools", help="solve_routing's backend")
 
     if args_in and args_in[0] == "summary":
         summ = argparse.ArgumentParser(prog="python -m benchmarks.cvrp summary")
@@ -336,7 +340,6 @@ def main(argv: list[str] | None = None) -> int:
         return summary(summ.parse_args(args_in[1:]))
     parser.add_argument("files", nargs="+", type=Path, help=".vrp files, or 'summary' (see above)")
     common(parser)
-    parser.add_argument("--backend", choices=("ortools", "pyvrp"), default="ortools")
     args = parser.parse_args(args_in)
     failed = False
     for path in args.files:
