@@ -37,6 +37,7 @@ bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines mea
 	$(BIN)/python -m benchmarks.cvrp summary
 	$(BIN)/python -m benchmarks.orienteering summary
 	$(BIN)/python -m benchmarks.mctp summary
+	$(BIN)/python -m benchmarks.replan
 
 lint: setup
 	$(BIN)/ruff check .

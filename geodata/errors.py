@@ -51,3 +51,7 @@ class SnapDistanceWarning(UserWarning):
 
 class AssumptionWarning(UserWarning):
     """A default was applied where the input was silent (age shares, branch costs)."""
+
+
+class DataRepairWarning(UserWarning):
+    """An input value was repaired on request (e.g. swapped arrival and departure); the message names the row."""

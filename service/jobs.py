@@ -17,6 +17,7 @@ import shapely
 import yaml
 
 from geodata.region import RegionData
+from geodata.timetable import timetable_from_rows, write_calendars
 from optimizer.errors import InvalidProblemError
 from optimizer.kpis import access_kpis, nearest_open
 from optimizer.location import OBJECTIVES, Decay, LocationProblem, LocationResult, Objective, solve_location
@@ -301,7 +302,7 @@ def run_plan(
             "route_days": len(mobile.route_days), "stops_served": int(stops_layer["served"].sum()) if len(stops_layer)
             else 0, "stops_dropped": mobile.dropped, "people_served": mobile.served_prize,
             "cycle_driving_h": mobile.cycle_driving_s / 3600, "timetable": "timetable.csv",
-            "routes": "bookmobile_routes.geojson",
+            "routes": "bookmobile_routes.geojson", "calendars": "calendars/",
             "solver": {"status": mobile.status, "objective": mobile.objective, "bound": mobile.bound,
                        "gap": mobile.gap, "runtime_s": mobile.runtime_s},
         }  # fmt: skip
@@ -313,6 +314,10 @@ def run_plan(
         outputs.write_json(plan, tmp / "plan.json")
         if timetable is not None:
             timetable.to_csv(tmp / "timetable.csv", index=False)
+            if len(timetable):
+                text = timetable.fillna("").astype(str)
+                rows = [dict(zip(text.columns.map(str), values, strict=True)) for values in text.to_numpy()]
+                write_calendars(timetable_from_rows(rows, source="timetable.csv"), tmp / "calendars")
         if bookmobile_routes is not None and len(bookmobile_routes):
             bookmobile_routes.to_file(tmp / "bookmobile_routes.geojson", driver="GeoJSON")
         outputs.write_layers(tmp / "layers.gpkg", layers)

@@ -91,6 +91,10 @@ def test_closing_two_small_branches_brings_a_bookmobile(data_dir: Path, tmp_path
     assert {"bookmobile_stops", "bookmobile_routes"} <= layers
     assert "Bookmobile routes" in (out / "map.html").read_text()
     assert (out / "bookmobile_routes.geojson").is_file()
+    calendars = sorted((out / "calendars").glob("*.ics"))
+    assert 1 <= len(calendars) <= result["bookmobile"]["vehicles"]  # one per vehicle that drives
+    events = sum(p.read_text().count("BEGIN:VEVENT") for p in calendars)
+    assert events == mobile["stops_served"]  # one recurring event per timetable row
     shift_end = 17 * 60  # the default shift: 09:00 for 8 hours
     for row in timetable[1:]:
         arrival, departure = row.split(",")[11:13]
