@@ -38,6 +38,7 @@ bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines mea
 	$(BIN)/python -m benchmarks.orienteering summary
 	$(BIN)/python -m benchmarks.mctp summary
 	$(BIN)/python -m benchmarks.replan
+	$(BIN)/python -m benchmarks.planner
 
 lint: setup
 	$(BIN)/ruff check .

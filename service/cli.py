@@ -229,9 +229,32 @@ def plan(
     time_limit: Annotated[float | None, typer.Option(help="Solver time limit (s).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
 ) -> None:
-    """Choose which branches to keep, and write plan.json, layers.gpkg and map.html."""
+    """Plan the network and write plan.json, layers.gpkg and map.html (plus timetable.csv, pareto.csv, ...).
+
+    `branchnet plan SCENARIO.yaml --out DIR` runs the joint planner (branches with their hours, bookmobile,
+    outreach desks and home delivery; see examples/rutland_network.yaml). A scenario with a `location` section, or
+    `branchnet plan REGION --objective ...`, runs the branch-only location models.
+    """
     settings = _settings()
+    if region is not None and scenario is None and Path(region).suffix.lower() in (".yaml", ".yml", ".json"):
+        scenario, region = Path(region), None
     with user_errors():
+        if scenario is not None and _is_planner_file(scenario):
+            from service.planner import run_network_plan
+            from service.scenario import Scenario
+
+            spec = Scenario.from_file(scenario)
+            if time_limit is not None or seed is not None:
+                solve = spec.solve.model_copy(
+                    update={k: v for k, v in (("time_limit_s", time_limit), ("seed", seed)) if v is not None}
+                )
+                spec = spec.model_copy(update={"solve": solve})
+            data = load_region(region or spec.region, settings.regions_dir)
+            with progress_bar() as report:
+                plan_json = run_network_plan(data, spec, out, leaflet_dir=settings.leaflet_dir, progress=report,
+                                             workers=settings.workers)  # fmt: skip
+            print_network_plan(plan_json, out)
+            return
         if scenario is not None:
             file_region, request = PlanRequest.from_file(scenario)
             region = region or file_region
@@ -249,6 +272,74 @@ def plan(
         with progress_bar() as report:
             result = run_plan(data, request, out, leaflet_dir=settings.leaflet_dir, progress=report)
         print_plan(result, out)
+
+
+def _is_planner_file(path: Path) -> bool:
+    import yaml
+
+    from service.scenario import is_planner_scenario
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True  # the planner's reader reports the error with the file name
+    return is_planner_scenario(data)
+
+
+def print_network_plan(plan: dict[str, Any], out: Path) -> None:
+    """Print the joint plan: decisions, KPIs today and planned, costs, closures explained, solver stats."""
+    table = Table(title="Branch decisions", title_justify="left")
+    for col in ("branch", "decision", "hours today", "hours plan", "annual saving"):
+        table.add_column(col, justify="left" if col in ("branch", "decision") else "right")
+    for d in plan["decisions"]["branches"]:
+        table.add_row(d["name"], d["decision"], f"{d['hours_today']:g}", f"{d['hours_plan']:g}",
+                      f"{d['annual_saving']:,.0f}")  # fmt: skip
+    console.print(table)
+    mob = plan["decisions"]["bookmobile"]
+    out_r = plan["decisions"]["outreach"]
+    console.print(
+        f"bookmobile: {mob['vehicles']} vehicle(s), {mob['stops_served']} of {mob['stops_selected']} selected stops "
+        f"timetabled ({mob['route_days']} route-days, {mob['cycle_weeks']}-week cycle); outreach desks: "
+        f"{len(out_r['desks'])}; home-delivery recipients: "
+        + ", ".join(f"{x:,.0f}" for x in out_r["home_delivery_recipients"]),
+        highlight=False,
+    )
+    kt = Table(title="KPIs (today -> plan)", title_justify="left")
+    kt.add_column("year")
+    for col in ("meet standard", "credit", "mean drive min", "p95 drive min", "within 2 miles"):
+        kt.add_column(col, justify="right")
+    for year, k in plan["kpis"].items():
+        t, p = k["today"], k["plan"]
+        kt.add_row(year, f"{t['covered_share']:.1%} -> {p['covered_share']:.1%}",
+                   f"{t['credit_share']:.1%} -> {p['credit_share']:.1%}",
+                   f"{t['mean_drive_min']:.1f} -> {p['mean_drive_min']:.1f}",
+                   f"{t['p95_drive_min']:.1f} -> {p['p95_drive_min']:.1f}",
+                   f"{t['within_2_miles_share']:.1%} -> {p['within_2_miles_share']:.1%}")  # fmt: skip
+    console.print(kt)
+    c0, c1 = plan["costs"]["today"], plan["costs"]["plan"]
+    console.print(
+        f"annual cost: {c0['total']:,.0f} -> {c1['total']:,.0f} (branches {c1['branches']:,.0f}, closures "
+        f"{c1['closures']:,.0f}, bookmobile {c1['bookmobile']:,.0f}, desks {c1['desks']:,.0f}, home delivery "
+        f"{max(c1['home_delivery'].values()):,.0f})",
+        highlight=False,
+    )
+    for d in plan["decisions"]["branches"]:
+        if d["decision"] == "close":
+            console.print(f"[bold]{d['name']}[/]: {d['explanation']['text']}", highlight=False)
+    for c in plan["statutory_checks"]:
+        mark = "[green]pass[/]" if c["passed"] else "[red]FAIL[/]"
+        val = f"{c['value']:.1%}" if isinstance(c["value"], float) else str(c["value"])
+        console.print(f"{mark} {c['name']}: {val}", highlight=False)
+    s = plan["solver"]
+    console.print(
+        f"solver: {s['status']}, objective {s['objective']:,.4f}, bound {s['bound']:,.4f}, gap {s['gap']:.2%}, "
+        f"{s['iterations']} iteration(s), {s['runtime_s']:.1f} s",
+        highlight=False,
+    )
+    for w in s["warnings"]:
+        console.print(f"[yellow]warning[/]: {w}", highlight=False)
+    console.print(f"wrote {out}/plan.json, layers.gpkg, map.html" + (", timetable.csv" if mob["timetable"] else "")
+                  + (", pareto.csv, pareto.png" if "pareto" in plan else ""), highlight=False)  # fmt: skip
 
 
 def print_plan(result: dict[str, Any], out: Path) -> None:
@@ -284,14 +375,20 @@ def demo(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
     preset: Annotated[str, typer.Option(help="Synthetic size: toy, small, demo, county.")] = "demo",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic region.")] = 42,
-    budget_share: Annotated[float, typer.Option(help="Budget as a share of today's branch cost.")] = 0.75,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Planner scenario to run [default: examples/demo_network.yaml].")
+    ] = None,
 ) -> None:
-    """Run the whole slice on a seeded synthetic merged municipality: generate, import, plan, map."""
+    """Run the main job on a seeded synthetic merged municipality: generate, import, plan (joint planner), map."""
     from geodata.synthetic import generate_region, write_region
+    from service.planner import run_network_plan
+    from service.scenario import Scenario
 
     settings = _settings()
     name = f"synthetic-{preset}-{seed}"
     with user_errors():
+        path = scenario or Path(__file__).resolve().parents[1] / "examples" / "demo_network.yaml"
+        spec = Scenario.from_file(path).model_copy(update={"region": name})
         src = settings.data_dir / "sources" / name
         if not (src / "README.txt").is_file():
             console.print(f"generating synthetic region {name} ...")
@@ -319,15 +416,10 @@ def demo(
             region = prepare_region(name, sources, cache_dir=settings.cache_dir, progress=report)
             region.meta["attribution"] = "Synthetic region generated by branchnet (not a real place; no OSM data)"
             save_region(region, settings.regions_dir)
-            request = PlanRequest(
-                budget_share=budget_share,
-                time_limit_s=settings.time_limit_s,
-                seed=settings.seed,
-                workers=settings.workers,
-            )
-            result = run_plan(region, request, out, leaflet_dir=settings.leaflet_dir, progress=report)
+            result = run_network_plan(region, spec, out, leaflet_dir=settings.leaflet_dir, progress=report,
+                                      workers=settings.workers)  # fmt: skip
         _print_region(region.meta)
-        print_plan(result, out)
+        print_network_plan(result, out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -452,6 +544,32 @@ def timetable_check(
                 console.print(f"  {v}", highlight=False)
             raise typer.Exit(1)
         console.print(f"[green]valid[/] against {against} ({mode} mode)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# compare
+
+
+@app.command()
+def compare(
+    dir_a: Annotated[Path, typer.Argument(help="Result folder of `branchnet plan` (A, the baseline).")],
+    dir_b: Annotated[Path, typer.Argument(help="Result folder to compare with it (B); differences are B − A.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the comparison here; .csv gives a flat table.", show_default="DIR_B/compare_<A>.json"),
+    ] = None,
+) -> None:
+    """Compare two plans: planned KPIs and costs side by side, and the change in access by group, zone and area."""
+    from service.compare import compare_dirs, comparison_tables, default_output, write_comparison
+
+    with user_errors():
+        result = compare_dirs(dir_a, dir_b)
+        for note in result["notes"]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        for table in comparison_tables(result):
+            console.print(table)
+        path = write_comparison(result, out or default_output(dir_a, dir_b))
+        console.print(f"wrote {path}", highlight=False)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def test_every_objective_runs_from_a_scenario(data_dir: Path, tmp_path: Path, lo
         ("region: nowhere\nlocation:\n  objective: p_median\n  p: 2\n", "has not been imported"),
         ("region: toy\nlocation:\n  objective: p_median\n  p: 99\n", "choose p between"),
         ("region: toy\nlocation:\n  budget: -5\n", "budget must be a positive number"),
-        ("region: toy\n", "needs a 'location' section"),
+        ("region: toy\n", "max_coverage needs a budget"),  # no 'location' section: the joint planner's scenario
         ("region: toy\nlocation:\n  objective: p_median\n  p: 2\n  keep: [nope]\n", "unknown branch id"),
     ],
 )

@@ -1,0 +1,281 @@
+"""Planner scenario files (YAML or JSON), validated with pydantic; every error names its field.
+
+A scenario holds the region, the objective (``min_cost``, ``max_coverage`` or ``pareto``), the budget, the service
+standards, the coverage credit per mode, the costs, the fleet, opening hours as a decision, a demographic
+projection, digital uptake, forced decisions and equity constraints. See ``examples/rutland_network.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optimizer.errors import InvalidProblemError
+
+AGE_GROUPS = ("age_0_17", "age_18_64", "age_65_plus")
+AgeGroup = Literal["age_0_17", "age_18_64", "age_65_plus"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CreditSpec(_Strict):
+    """``weight * min(1, hours_per_week / full_hours) ** exponent``."""
+
+    weight: float = Field(default=1.0, ge=0, le=1)
+    full_hours: float = Field(default=40.0, gt=0)
+    exponent: float = Field(default=0.5, gt=0)
+
+
+class CreditsSpec(_Strict):
+    branch: CreditSpec = CreditSpec(weight=1.0, full_hours=40.0)
+    bookmobile: CreditSpec = CreditSpec(weight=0.6, full_hours=2.0)
+    desk: CreditSpec = CreditSpec(weight=0.5, full_hours=20.0)
+    home_delivery: float = Field(default=0.5, ge=0, le=1)
+
+
+class StandardsSpec(_Strict):
+    """What "served" means, and the targets the plan must meet."""
+
+    branch_drive_min: float = Field(default=15.0, gt=0)
+    stop_walk_min: float = Field(default=10.0, gt=0)
+    stop_max_interval_weeks: int = Field(default=2, ge=1, le=4)
+    desk_counts: bool = False
+    home_delivery_beyond_min: float | None = Field(default=20.0, gt=0)
+    coverage_target: float | None = Field(default=None, ge=0, le=1)
+    group_targets: dict[AgeGroup, float] = Field(default_factory=dict)
+    zone_max_loss_pp: float | None = Field(default=None, ge=0, le=100)
+
+    @field_validator("group_targets")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if not 0 <= x <= 1:
+                raise ValueError(f"{k}: a share in [0, 1], not {x}")
+        return v
+
+
+class BookmobileCostSpec(_Strict):
+    vehicle_annual: float = Field(default=60_000.0, ge=0)
+    per_hour: float = Field(default=45.0, ge=0)
+    per_km: float = Field(default=0.9, ge=0)
+
+
+class CostsSpec(_Strict):
+    closure_years: float = Field(default=5.0, gt=0)
+    per_staffed_hour: float = Field(default=60.0, ge=0, description="annual cost of one weekly staffed hour is x 52")
+    bookmobile: BookmobileCostSpec = BookmobileCostSpec()
+    desk_per_hour: float = Field(default=40.0, ge=0, description="per staffed desk hour (x 52 weeks)")
+    home_delivery_per_recipient: float = Field(default=350.0, ge=0)
+
+
+class HoursSpec(_Strict):
+    """Opening hours as a decision: each kept branch may run at today's hours times one of these factors."""
+
+    levels: list[float] = Field(default_factory=lambda: [0.75, 1.0, 1.25])
+    min_hours: float = Field(default=8.0, ge=0)
+    max_hours: float = Field(default=70.0, gt=0)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not v or any(x <= 0 for x in v):
+            raise ValueError("hours levels must be positive factors of today's hours, e.g. [0.75, 1.0, 1.25]")
+        if 1.0 not in v:
+            v = sorted([*v, 1.0])
+        return sorted(set(v))
+
+
+class FleetSpec(_Strict):
+    max_vehicles: int = Field(default=1, ge=0, le=20)
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    shift_start_h: float = Field(default=9.0, ge=0, lt=24)
+    shift_hours: float = Field(default=8.0, gt=0, le=14)
+    lunch_min: float = Field(default=30.0, ge=0)
+    intervals_weeks: list[int] = Field(default_factory=lambda: [1, 2, 4])
+
+    @field_validator("weekdays")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if not v or any(d not in range(7) for d in v) or len(set(v)) != len(v):
+            raise ValueError("distinct weekdays 0 (Monday) to 6 (Sunday)")
+        return v
+
+    @field_validator("intervals_weeks")
+    @classmethod
+    def _intervals(cls, v: list[int]) -> list[int]:
+        if not v or any(k not in (1, 2, 3, 4) for k in v):
+            raise ValueError("visit intervals among 1, 2, 3, 4 weeks")
+        return sorted(set(v))
+
+
+class StopsSpec(_Strict):
+    """Candidate bookmobile stops: generated from residents beyond the branch standard."""
+
+    max_candidates: int = Field(default=40, ge=0, le=400)
+    min_population: float = Field(default=60.0, ge=0)
+    uptake: float = Field(default=0.04, gt=0, le=1, description="share of the catchment visiting per visit")
+    min_visitors: float = Field(
+        default=2.0, ge=0, description="stops with at most this many expected visitors are withdrawn"
+    )
+    min_branch_distance_miles: float = Field(default=2.0, ge=0, description="no stop this close to a kept branch")
+
+
+class DeskSite(_Strict):
+    id: str
+    name: str = ""
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    hours_per_week: float = Field(default=6.0, gt=0, le=80)
+
+
+class OutreachSpec(_Strict):
+    """Outreach desks at candidate sites (listed, or the largest settlements without a branch)."""
+
+    sites: list[DeskSite] = Field(default_factory=list)
+    from_settlements: int = Field(default=0, ge=0, le=200, description="also consider the N largest settlements")
+    hours_per_week: float = Field(default=6.0, gt=0, le=80)
+    catchment: Literal["drive", "walk"] = "drive"
+    catchment_min: float = Field(default=10.0, gt=0)
+
+
+class HomeDeliverySpec(_Strict):
+    eligible_share: float = Field(default=0.05, ge=0, le=1, description="share of 65+ residents eligible")
+
+
+class ProjectionSpec(_Strict):
+    """Population multipliers for the target year, by age group; ``by_zone`` overrides per former municipality."""
+
+    target_year: int = 2035
+    today_year: int = 2025
+    multipliers: dict[AgeGroup, float] = Field(default_factory=dict)
+    by_zone: dict[str, dict[AgeGroup, float]] = Field(default_factory=dict)
+    optimise_for: Literal["today", "target", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _check(self) -> ProjectionSpec:
+        for where, mult in [("multipliers", self.multipliers), *((f"by_zone.{z}", m) for z, m in self.by_zone.items())]:
+            for k, x in mult.items():
+                if not x >= 0:
+                    raise ValueError(f"{where}.{k}: a non-negative multiplier, not {x}")
+        if self.target_year <= self.today_year:
+            raise ValueError(f"target_year {self.target_year} must come after today_year {self.today_year}")
+        return self
+
+
+class ForcedSpec(_Strict):
+    keep: list[str] = Field(default_factory=list)
+    close: list[str] = Field(default_factory=list)
+    no_bookmobile: bool = False
+    no_desks: bool = False
+    no_home_delivery: bool = False
+
+    @model_validator(mode="after")
+    def _contradiction(self) -> ForcedSpec:
+        both = sorted(set(self.keep) & set(self.close))
+        if both:
+            raise ValueError(f"branch(es) {both} are both in keep and in close")
+        return self
+
+
+class ParetoSpec(_Strict):
+    """Budgets to sweep: explicit, or ``steps`` shares of today's cost from ``from_share`` to ``to_share``."""
+
+    budgets: list[float] = Field(default_factory=list)
+    from_share: float = Field(default=0.6, gt=0)
+    to_share: float = Field(default=1.1, gt=0)
+    steps: int = Field(default=6, ge=2, le=30)
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(not b > 0 for b in v):
+            raise ValueError("budgets must be positive")
+        return v
+
+
+class SolveSpec(_Strict):
+    time_limit_s: float = Field(default=60.0, gt=0)
+    seed: int = 0
+    max_iterations: int = Field(default=5, ge=1, le=50)
+
+
+class Scenario(_Strict):
+    """A planner scenario."""
+
+    name: str = "scenario"
+    region: str
+    objective: Literal["min_cost", "max_coverage", "pareto"] = "max_coverage"
+    budget: float | None = Field(default=None, gt=0)
+    budget_share: float | None = Field(default=None, gt=0, description="budget as a share of today's annual cost")
+    standards: StandardsSpec = StandardsSpec()
+    credits: CreditsSpec = CreditsSpec()
+    costs: CostsSpec = CostsSpec()
+    hours: HoursSpec = HoursSpec()
+    fleet: FleetSpec = FleetSpec()
+    stops: StopsSpec = StopsSpec()
+    outreach: OutreachSpec = OutreachSpec()
+    home_delivery: HomeDeliverySpec = HomeDeliverySpec()
+    projection: ProjectionSpec | None = None
+    digital_uptake: dict[AgeGroup, float] = Field(default_factory=dict)
+    forced: ForcedSpec = ForcedSpec()
+    pareto: ParetoSpec = ParetoSpec()
+    solve: SolveSpec = SolveSpec()
+
+    @field_validator("digital_uptake")
+    @classmethod
+    def _uptake(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if not 0 <= x < 1:
+                raise ValueError(f"{k}: a share in [0, 1), not {x}")
+        return v
+
+    @model_validator(mode="after")
+    def _budget(self) -> Scenario:
+        if self.budget is not None and self.budget_share is not None:
+            raise ValueError("give budget or budget_share, not both")
+        if self.objective == "max_coverage" and self.budget is None and self.budget_share is None:
+            raise ValueError("max_coverage needs a budget (or budget_share)")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any, *, source: str = "scenario") -> Scenario:
+        """Validate a mapping; raise :class:`ScenarioError` naming every bad field."""
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{source}: a scenario is a mapping of fields, not {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ScenarioError(f"{source}: " + describe(exc)) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Scenario:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ScenarioError(f"{path}: not a readable YAML/JSON scenario ({exc})") from None
+        return cls.parse(data, source=str(path))
+
+
+class ScenarioError(InvalidProblemError):
+    """A scenario failed validation; the message names each field."""
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per error: ``field.path: message``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(scenario)"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def is_planner_scenario(data: Any) -> bool:
+    """Whether a scenario mapping is for the joint planner (no ``location`` section of the branch-only planner)."""
+    return isinstance(data, dict) and "location" not in data
