@@ -346,7 +346,8 @@ def plan_timetable(problem: BookmobileProblem, *, params: SolveParams | None = N
             groups=tuple(groups), time_windows=None if tw is None else tw * (cycle / k),
         )  # fmt: skip
         res = solve_routing(sub, params=SolveParams(time_limit_s=max(0.5, params.time_limit_s * share),
-                                                    seed=params.seed, workers=params.workers))  # fmt: skip
+                                                    seed=params.seed, workers=params.workers,
+                                                    solution_limit=params.solution_limit))  # fmt: skip
         if res.status == "infeasible" or not res.routes:
             for i in members:
                 dropped[problem.stop_ids[i]] = "no feasible route within the shift"

@@ -24,12 +24,16 @@ class SolveParams:
         Solver threads. Results are deterministic for a fixed seed and worker count.
     gap_tolerance
         Relative gap at which the search may stop and report ``optimal``.
+    solution_limit
+        Routing only: stop after this many solutions, so the search ends on work rather than on the clock and
+        gives the same routes on a busy machine (the time limit stays as a safety net).
     """
 
     time_limit_s: float = 30.0
     seed: int = 0
     workers: int = 2
     gap_tolerance: float = 1e-6
+    solution_limit: int | None = None
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:

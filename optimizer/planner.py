@@ -186,6 +186,7 @@ class PlannerProblem:
     objective: PlannerObjective = "max_coverage"
     budget: float | None = None
     years: tuple[int, ...] = (0,)
+    year_labels: tuple[str, ...] = ()  # names of the years in messages (default "year 0", "year 1", ...)
     min_credit: float | None = None  # max_coverage only: credit share at least this (a Pareto sweep's previous)
 
     def __post_init__(self) -> None:
@@ -247,6 +248,9 @@ class PlannerProblem:
         for g_idx in self.standards.group_targets:
             if not 0 <= g_idx < g:
                 raise InvalidProblemError(f"standards.group_targets: group {g_idx} is not one of the {g} groups")
+
+    def year_name(self, y: int) -> str:
+        return self.year_labels[y] if y < len(self.year_labels) else f"year {y}"
 
     # --- derived -------------------------------------------------------------------------------------------------
     @property
@@ -1009,9 +1013,11 @@ def solve_plan(
             raise InfeasibleProblemError(f"no plan found within the time limit ({params.time_limit_s:g} s)")
         if progress:
             progress("route", (it + 0.5) / max_iterations)
-        route_params = replace(
-            params, time_limit_s=max(1.0, min(params.time_limit_s / 3, deadline - time.perf_counter()))
-        )
+        # routing ends on a work budget (solutions), so the same inputs give the same timetable on a busy machine;
+        # the time limit is a safety net
+        n_chosen = int((np.asarray(sel.decision.stop_interval) > 0).sum())
+        route_s = min(2.0 + 0.5 * n_chosen, params.time_limit_s / 3, deadline - time.perf_counter())
+        route_params = replace(params, time_limit_s=max(1.0, route_s), solution_limit=50 + 10 * n_chosen)
         timetable, served, operating, driving = _route(problem, sel.decision, route_params)
         value = _objective_value(problem, sel.decision, served, operating)
         chosen = int((np.asarray(sel.decision.stop_interval) > 0).sum())
@@ -1102,16 +1108,18 @@ def standard_shortfalls(
     out = []
     for y in problem.years:
         if st.coverage_target is not None and k[y]["covered_share"] < st.coverage_target - 1e-6:
-            out.append(f"year {y}: coverage {k[y]['covered_share']:.2%} < target {st.coverage_target:.2%}")
+            out.append(
+                f"{problem.year_name(y)}: coverage {k[y]['covered_share']:.2%} < target {st.coverage_target:.2%}"
+            )
         for g, target in st.group_targets.items():
             share = k[y]["by_group"][g]["share"]
             if share < target - 1e-6:
-                out.append(f"year {y}: group {g} coverage {share:.2%} < target {target:.2%}")
+                out.append(f"{problem.year_name(y)}: group {g} coverage {share:.2%} < target {target:.2%}")
         if st.zone_max_loss is not None:
             for name, z in k[y]["by_zone"].items():
                 loss = base[y]["by_zone"][name]["share"] - z["share"]
                 if loss > st.zone_max_loss + 1e-6:
-                    out.append(f"year {y}: zone {name} loses {loss:.2%} > {st.zone_max_loss:.2%}")
+                    out.append(f"{problem.year_name(y)}: zone {name} loses {loss:.2%} > {st.zone_max_loss:.2%}")
     return out
 
 
@@ -1146,7 +1154,7 @@ def _explain_infeasible(
             if share < target - 1e-6:
                 within = f" within the budget of {problem.budget:,.0f}" if problem.budget is not None else ""
                 raise CoverageUnreachableError(
-                    f"{label}: {target:.1%} of residents cannot meet the standard in year {y}{within}; "
+                    f"{label}: {target:.1%} of residents cannot meet the standard in {problem.year_name(y)}{within}; "
                     f"the best achievable is {share:.1%}"
                 )
     if st.zone_max_loss is not None:

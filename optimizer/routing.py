@@ -378,6 +378,8 @@ def solve_routing(
     search_params = pywrapcp.DefaultRoutingSearchParameters()
     search_params.first_solution_strategy = _FIRST[first_solution]
     search_params.time_limit.FromMilliseconds(max(1, int(params.time_limit_s * 1000)))
+    if params.solution_limit is not None:
+        search_params.solution_limit = int(params.solution_limit)
     customers = [i for i in range(n) if i not in endpoints]
     if use_ils:
         _set_ils(search_params, typical_arc(np.asarray(problem.travel), customers), len(customers))

@@ -146,6 +146,10 @@ if (DATA.bookmobile_stops) add('Bookmobile stops', L.geoJSON(DATA.bookmobile_sto
   f.properties.stop_id + ')<br>' + Math.round(f.properties.population) + ' people within a walk<br>' +
   (f.properties.served ? f.properties.day + ' ' + f.properties.arrival + ', every ' + f.properties.interval_weeks +
   ' week(s)' : 'not served: ' + f.properties.dropped_reason)) }}), true);
+if (DATA.outreach_desks) add('Outreach desks', L.geoJSON(DATA.outreach_desks, {{ pointToLayer: (f, ll) =>
+  L.circleMarker(ll, {{ radius: 7, color: '#1b7837', weight: 2, fillColor: f.properties.open ? '#5aae61' : '#fff',
+  fillOpacity: 1 }}), onEachFeature: (f, l) => l.bindPopup('<b>' + f.properties.name + '</b><br>' +
+  (f.properties.open ? 'open ' + f.properties.hours_per_week + ' h/week' : 'candidate, not opened')) }}), true);
 if (DATA.branches) add('Branches', L.geoJSON(DATA.branches, {{ pointToLayer: (f, ll) => L.circleMarker(ll, {{
   radius: 9, color: '#222', weight: 2, fillOpacity: 1,
   fillColor: f.properties.decision === 'close' ? '#d7191c' : '#2c7bb6' }}),

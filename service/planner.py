@@ -183,6 +183,7 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
         senior_group=2, eligible_share=0.0 if sc.forced.no_home_delivery else sc.home_delivery.eligible_share,
         home_delivery_cost=sc.costs.home_delivery_per_recipient, credits=credits, standards=standards,
         bookmobile=bm, objective="min_cost" if sc.objective == "min_cost" else "max_coverage", years=years,
+        year_labels=labels,
     )  # fmt: skip
     from optimizer.planner import costs as plan_costs
 
@@ -405,6 +406,9 @@ def _branch_decisions(b: Built, r: PlannerResult) -> list[dict[str, Any]]:
     nearest_today = np.argmin(t_today, axis=1)
     people = p.population[0].sum(axis=1)
     seniors = p.population[0][:, 2]
+    # residents meeting the standard as the KPIs count them (at home-delivery points only the recipients)
+    covered_today = covered_people(p, acc_today)[0].sum(axis=1)
+    covered_plan = covered_people(p, acc_plan)[0].sum(axis=1)
     ids = list(p.branch_ids)
     for i, bid in enumerate(ids):
         row = region.branches.iloc[i]
@@ -429,8 +433,6 @@ def _branch_decisions(b: Built, r: PlannerResult) -> list[dict[str, Any]]:
             for k, w in zip(new_branch, served, strict=True):
                 if k >= 0:
                     by_branch[ids[k]] = by_branch.get(ids[k], 0.0) + float(w)
-            meets_before = acc_today.meets[mine]
-            meets_after = acc_plan.meets[mine] | acc_plan.hd_point[mine]
             t_new = acc_plan.nearest_branch_s[mine]
             entry["explanation"] = {
                 "served_today": float(served.sum()),
@@ -441,8 +443,8 @@ def _branch_decisions(b: Built, r: PlannerResult) -> list[dict[str, Any]]:
                 "served_by_mode": {m: float(served[modes == m].sum()) for m in sorted(set(modes.tolist()))},
                 "home_delivery_recipients": float(
                     (seniors[mine] * p.eligible_share * acc_plan.hd_point[mine]).sum()),
-                "meeting_standard_before": float(served[meets_before].sum()),
-                "meeting_standard_after": float(served[meets_after].sum()),
+                "meeting_standard_before": float(covered_today[mine].sum()),
+                "meeting_standard_after": float(covered_plan[mine].sum()),
                 "annual_cost_saved": c_now - cost,
             }  # fmt: skip
             ex = entry["explanation"]
@@ -550,6 +552,9 @@ def _layers(b: Built, r: PlannerResult, stops: gpd.GeoDataFrame, routes: gpd.Geo
     demand["time_after_min"] = np.where(np.isfinite(t1), t1 / 60, np.nan)
     demand["meets_before"] = before.meets | before.hd_point
     demand["meets_after"] = after.meets | after.hd_point
+    # people meeting the standard here (home delivery counts only its recipients), as in the KPIs
+    demand["covered_before"] = covered_people(p, before)[0].sum(axis=1)
+    demand["covered_after"] = covered_people(p, after)[0].sum(axis=1)
     demand["mode_after"] = after.mode
     demand["credit_before"] = before.credit
     demand["credit_after"] = after.credit

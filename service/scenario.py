@@ -277,5 +277,6 @@ def describe(exc: ValidationError) -> str:
 
 
 def is_planner_scenario(data: Any) -> bool:
-    """Whether a scenario mapping is for the joint planner (no ``location`` section of the branch-only planner)."""
-    return isinstance(data, dict) and "location" not in data
+    """Whether a scenario is for the joint planner: anything but a mapping with the branch-only planner's
+    ``location`` section (so malformed files get the planner's precise errors)."""
+    return not (isinstance(data, dict) and "location" in data)

@@ -1,0 +1,416 @@
+"""`branchnet plan SCENARIO.yaml --out DIR`: the joint planner end to end on the toy region.
+
+The KPIs in plan.json are recomputed here from the demand layer of layers.gpkg and the region's travel-time matrix,
+without the planner's own evaluation code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from geodata.region import RegionData
+from service.cli import app
+from service.regions import save_region
+
+runner = CliRunner()
+AGES = ("age_0_17", "age_18_64", "age_65_plus")
+DECISIONS = {"keep", "close", "reduce hours", "extend hours"}
+REL = 1e-6
+MULTIPLIERS = {"age_0_17": 0.9, "age_18_64": 1.0, "age_65_plus": 1.3}
+Solved = tuple[dict[str, Any], Path]  # plan.json and the out dir
+
+# Tight standards on the small toy region so that closures, a bookmobile and home delivery all come into play:
+# a branch within 5 min drive, or a served stop within a 10-minute walk; 65+ residents beyond 8 min get delivery.
+# Stops are visited weekly or fortnightly only, so every served stop meets the standard (max interval 2 weeks).
+MAX_COVERAGE: dict[str, Any] = {
+    "name": "toy-max-coverage",
+    "region": "toy",
+    "objective": "max_coverage",
+    "budget_share": 0.8,
+    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
+                  "home_delivery_beyond_min": 8},
+    "hours": {"levels": [0.75, 1.0, 1.25]},
+    "costs": {"bookmobile": {"vehicle_annual": 5000}},
+    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
+    "stops": {"min_population": 20},
+    "home_delivery": {"eligible_share": 0.05},
+    "projection": {"today_year": 2025, "target_year": 2035, "multipliers": MULTIPLIERS, "optimise_for": "both"},
+    "digital_uptake": {"age_0_17": 0.1, "age_18_64": 0.2, "age_65_plus": 0.05},
+    "solve": {"time_limit_s": 10, "seed": 0},
+}  # fmt: skip
+
+
+def scenario(base: dict[str, Any] | None = None, drop: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
+    """A copy of ``base`` (MAX_COVERAGE) with top-level fields dropped and sections merged one level deep."""
+    out = copy.deepcopy(base or MAX_COVERAGE)
+    for key in drop:
+        out.pop(key, None)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+# min_cost without the bookmobile: the selection MIP alone, solved to optimality, so objectives compare exactly
+TARGET = 0.8
+MIN_COST = scenario(drop=("budget_share",), objective="min_cost", fleet={"max_vehicles": 0},
+                    standards={"coverage_target": TARGET})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_dir(toy_region: RegionData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the toy region under the name 'toy'."""
+    path = tmp_path_factory.mktemp("var")
+    save_region(toy_region, path / "regions")
+    return path
+
+
+def run(data_dir: Path, spec: dict[str, Any] | str, folder: Path) -> tuple[int, str, Path]:
+    """`branchnet plan folder/scenario.yaml --out folder/out`: exit code, output (one line) and the out dir."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = folder / "scenario.yaml"
+    f.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    out = folder / "out"
+    r = runner.invoke(app, ["plan", str(f), "--out", str(out)],
+                      env={"BRANCHNET_DATA_DIR": str(data_dir), "COLUMNS": "400"})  # fmt: skip
+    return r.exit_code, " ".join(r.output.split()), out
+
+
+def solve(data_dir: Path, spec: dict[str, Any], folder: Path) -> Solved:
+    code, output, out = run(data_dir, spec, folder)
+    assert code == 0, output
+    return json.loads((out / "plan.json").read_text(encoding="utf-8")), out
+
+
+@pytest.fixture(scope="module")
+def max_coverage(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Solved:
+    return solve(data_dir, MAX_COVERAGE, tmp_path_factory.mktemp("max-coverage"))
+
+
+@pytest.fixture(scope="module")
+def min_cost(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return solve(data_dir, MIN_COST, tmp_path_factory.mktemp("min-cost"))[0]
+
+
+def by_id(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["branch_id"]: d for d in plan["decisions"]["branches"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. end to end
+
+
+def test_max_coverage_plan_writes_every_result(max_coverage: Solved, toy_region: RegionData) -> None:
+    plan, out = max_coverage
+    assert plan["objective"] == "max_coverage" and plan["region"] == "toy"
+    assert plan["years"] == ["2025", "2035"] and plan["optimised_for"] == ["2025", "2035"]
+
+    branches = plan["decisions"]["branches"]
+    assert [d["branch_id"] for d in branches] == toy_region.branches["branch_id"].tolist()
+    for d in branches:
+        assert d["decision"] in DECISIONS, d
+        assert d["annual_saving"] == pytest.approx(d["annual_cost_today"] - d["annual_cost_plan"], rel=REL)
+        if d["decision"] == "close":
+            assert d["hours_plan"] == 0
+        else:
+            assert (d["hours_plan"] > 0) and (d["decision"] == "keep") == (d["hours_plan"] == d["hours_today"])
+    closed = [d for d in branches if d["decision"] == "close"]
+    assert closed, "a budget of 80% of today's cost should close a branch in this scenario"
+    for d in closed:
+        assert d["branch_id"] in d["explanation"]["text"] or d["name"] in d["explanation"]["text"]
+        assert len(d["explanation"]["text"]) > 80
+    must_keep = toy_region.branches.loc[toy_region.branches["must_keep"].astype(bool), "branch_id"]
+    assert all(by_id(plan)[b]["decision"] != "close" for b in must_keep)
+
+    mobile = plan["decisions"]["bookmobile"]
+    assert {"vehicles", "stops_selected", "stops_served", "stops", "route_days", "timetable"} <= set(mobile)
+    assert 0 <= mobile["vehicles"] <= 1 and mobile["stops_served"] <= mobile["stops_selected"] == len(mobile["stops"])
+    outreach = plan["decisions"]["outreach"]
+    assert outreach["desks"] == [] and len(outreach["home_delivery_recipients"]) == 2
+    assert outreach["home_delivery_eligible_share_of_65_plus"] == 0.05
+
+    zones = set(toy_region.demand["group"].astype(str))
+    areas = set(toy_region.demand["area_id"].astype(str))
+    assert set(plan["kpis"]) == {"2025", "2035"}
+    for year, block in plan["kpis"].items():
+        assert set(block) == {"today", "plan"}
+        for k in block.values():
+            assert 0 <= k["covered_share"] <= 1 and 0 <= k["credit_share"] <= 1
+            assert set(k["by_group"]) == set(AGES) and set(k["by_zone"]) == zones and set(k["by_area"]) == areas
+            for part in ("by_group", "by_zone", "by_area"):
+                assert sum(v["population"] for v in k[part].values()) == pytest.approx(k["population"], rel=REL)
+                assert sum(v["covered"] for v in k[part].values()) == pytest.approx(k["covered"], rel=REL), part
+        assert block["today"]["population"] == pytest.approx(block["plan"]["population"], rel=REL), year
+    # the projection: 2035 is today's population by age group times the multipliers
+    demand = toy_region.demand
+    projected = sum(float(demand[g].sum()) * MULTIPLIERS[g] for g in AGES)
+    assert plan["kpis"]["2025"]["plan"]["population"] == pytest.approx(float(demand["population"].sum()), rel=REL)
+    assert plan["kpis"]["2035"]["plan"]["population"] == pytest.approx(projected, rel=REL)
+    for g in AGES:
+        pop = plan["kpis"]["2035"]["plan"]["by_group"][g]["population"]
+        assert pop == pytest.approx(float(demand[g].sum()) * MULTIPLIERS[g], rel=REL)
+
+    costs = plan["costs"]
+    assert set(costs) == {"today", "plan"}
+    for c in costs.values():
+        assert c["total"] == pytest.approx(max(c["total_by_year"].values()), rel=REL)
+        assert set(c["total_by_year"]) == {"2025", "2035"}
+    assert plan["budget"] == pytest.approx(0.8 * costs["today"]["total"], rel=REL)
+    assert costs["plan"]["total"] <= plan["budget"] * (1 + 1e-9)
+    assert costs["plan"]["branches"] == pytest.approx(
+        sum(d["annual_cost_plan"] for d in branches if d["decision"] != "close"), rel=REL
+    )
+
+    assert {w["area_id"] for w in plan["winners_losers"]} == areas
+    assert plan["statutory_checks"] and all({"name", "value", "threshold", "passed"} <= set(c)
+                                            for c in plan["statutory_checks"])  # fmt: skip
+
+    solver = plan["solver"]
+    assert solver["status"] in ("optimal", "feasible", "time_limit")
+    assert isinstance(solver["iterations"], int) and solver["iterations"] >= 1
+    assert 0 <= solver["gap"] < 1 and solver["bound"] >= solver["objective"] - 1e-9
+    # max_coverage: the objective is the worst optimised year's need-weighted credit share of the plan
+    worst = min(plan["kpis"][y]["plan"]["credit_share"] for y in plan["optimised_for"])
+    assert solver["objective"] == pytest.approx(worst, rel=REL)
+
+    layers = {name for name, _ in pyogrio.list_layers(out / "layers.gpkg")}
+    assert {"demand", "branches", "catchments", "areas", "roads"} <= layers
+    assert ("bookmobile_stops" in layers) == (plan["solver"]["candidates"]["stops"] > 0)
+    html = (out / "map.html").read_text(encoding="utf-8")
+    assert "OpenStreetMap contributors" in html and "leaflet" in html.lower()
+    if mobile["route_days"]:
+        assert mobile["timetable"] == "timetable.csv"
+        rows = pd.read_csv(out / "timetable.csv")
+        assert len(rows) == mobile["stops_served"]
+        assert sorted((out / "calendars").glob("*.ics"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. KPIs recomputed from the demand layer and the travel-time matrix
+
+
+def _open(plan: dict[str, Any], ids: list[str]) -> np.ndarray:
+    dec = by_id(plan)
+    return np.array([dec[b]["decision"] != "close" for b in ids])
+
+
+def _covered(pop: np.ndarray, seniors: np.ndarray, time_min: np.ndarray, meets_other: np.ndarray,
+             st: dict[str, Any], eligible: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """People meeting the standard per point: everybody where a branch is within the drive standard (or another
+    mode meets it); elsewhere, beyond the home-delivery threshold, only the eligible seniors, who get delivery."""
+    meets = (time_min <= st["branch_drive_min"]) | meets_other
+    hd = ~(time_min <= st["home_delivery_beyond_min"])  # NaN (no branch reachable) counts as beyond
+    people = np.where(meets, pop, np.where(hd, seniors * eligible, 0.0))
+    senior_people = np.where(meets, seniors, np.where(hd, seniors * eligible, 0.0))
+    return people, senior_people, meets | hd
+
+
+def test_kpis_match_an_independent_recount_of_the_layers(max_coverage: Solved, toy_region: RegionData) -> None:
+    plan, out = max_coverage
+    spec = plan["scenario_file"]
+    st, eligible = spec["standards"], spec["home_delivery"]["eligible_share"]
+    # the recount relies on: desks do not count, no desks offered, and every served stop visited often enough
+    assert not st["desk_counts"] and plan["solver"]["candidates"]["desks"] == 0
+    served = [s for s in plan["decisions"]["bookmobile"]["stops"] if s["served"]]
+    assert all(s["interval_weeks"] <= st["stop_max_interval_weeks"] for s in served)
+
+    d = gpd.read_file(out / "layers.gpkg", layer="demand")
+    assert len(d) == len(toy_region.demand)
+    assert d["point_id"].tolist() == toy_region.demand["point_id"].tolist()
+    pop = d["population"].to_numpy(dtype=float)
+    assert np.allclose(d[list(AGES)].sum(axis=1).to_numpy(dtype=float), pop)  # the toy has an age breakdown
+    seniors = d["age_65_plus"].to_numpy(dtype=float)
+    t_after = d["time_after_min"].to_numpy(dtype=float)
+    t_before = d["time_before_min"].to_numpy(dtype=float)
+
+    # nearest kept branch: the matrix's minimum over the open branches (today: over all branches)
+    ids = toy_region.branches["branch_id"].astype(str).tolist()
+    open_b = _open(plan, ids)
+    assert 0 < open_b.sum() < len(ids)
+    time_s = np.asarray(toy_region.time_s, dtype=float)
+    np.testing.assert_allclose(t_after, time_s[:, open_b].min(axis=1) / 60, rtol=REL)
+    np.testing.assert_allclose(t_before, time_s.min(axis=1) / 60, rtol=REL)
+    nearest = np.asarray(ids)[open_b][np.argmin(time_s[:, open_b], axis=1)]
+    assert (d["nearest_branch"].to_numpy(dtype=str) == nearest).all()
+
+    # a served stop within the walk standard gives the bookmobile as the best mode beyond the branch standard
+    by_stop = (d["mode_after"] == "bookmobile").to_numpy()
+    people, senior_people, meets_after = _covered(pop, seniors, t_after, by_stop, st, eligible)
+    assert (d["meets_after"].to_numpy(dtype=bool) == meets_after).all()
+    hd = ~(t_after <= st["home_delivery_beyond_min"])
+    np.testing.assert_allclose(d["home_delivery"].to_numpy(dtype=float), np.where(hd, seniors * eligible, 0.0),
+                               rtol=REL, atol=1e-12)  # fmt: skip
+
+    k = plan["kpis"]["2025"]["plan"]
+    assert k["population"] == pytest.approx(pop.sum(), rel=REL)
+    assert k["covered"] == pytest.approx(people.sum(), rel=REL)
+    assert k["covered_share"] == pytest.approx(people.sum() / pop.sum(), rel=REL)
+    assert k["by_group"]["age_65_plus"]["covered"] == pytest.approx(senior_people.sum(), rel=REL)
+    areas = d["area_id"].astype(str).to_numpy()
+    for area, v in k["by_area"].items():
+        m = areas == area
+        assert v["covered"] == pytest.approx(people[m].sum(), rel=REL, abs=1e-9), area
+        assert v["population"] == pytest.approx(pop[m].sum(), rel=REL), area
+    reach = np.isfinite(t_after)
+    assert k["mean_drive_min"] == pytest.approx(np.average(t_after[reach], weights=pop[reach]), rel=REL)
+    assert k["people_by_mode"]["home_delivery"] == pytest.approx((seniors * eligible)[hd].sum(), rel=REL)
+
+    # today: branches only, every one open
+    base, _, _ = _covered(pop, seniors, t_before, np.zeros(len(d), dtype=bool), st, eligible)
+    k0 = plan["kpis"]["2025"]["today"]
+    assert k0["covered_share"] == pytest.approx(base.sum() / pop.sum(), rel=REL)
+    assert k0["mean_drive_min"] == pytest.approx(np.average(t_before, weights=pop), rel=REL)
+
+    # each closure's explanation counts the same people as the KPIs (its residents: nearest branch today)
+    home = np.argmin(time_s, axis=1)
+    for i, bid in enumerate(ids):
+        dec = by_id(plan)[bid]
+        if dec["decision"] != "close":
+            continue
+        mine = home == i
+        ex = dec["explanation"]
+        assert ex["served_today"] == pytest.approx(pop[mine].sum(), rel=REL)
+        assert ex["meeting_standard_before"] == pytest.approx(base[mine].sum(), rel=REL, abs=1e-9), bid
+        assert ex["meeting_standard_after"] == pytest.approx(people[mine].sum(), rel=REL, abs=1e-9), bid
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Pareto sweep
+
+
+def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """``a`` (cost, coverage) is no dearer and covers no less, and is strictly better in one."""
+    return a[0] <= b[0] + 1e-9 and a[1] >= b[1] - 1e-12 and (a[0] < b[0] - 1e-9 or a[1] > b[1] + 1e-12)
+
+
+def test_pareto_sweep_is_monotone_and_flags_the_front(data_dir: Path, tmp_path: Path) -> None:
+    spec = scenario(drop=("budget_share",), objective="pareto", solve={"time_limit_s": 12},
+                    pareto={"from_share": 0.55, "to_share": 1.3, "steps": 5})  # fmt: skip
+    plan, out = solve(data_dir, spec, tmp_path)
+    rows = pd.read_csv(out / "pareto.csv")
+    assert len(rows) == 5 and len(plan["pareto"]["points"]) == 5
+    today = plan["costs"]["today"]["total"]
+    np.testing.assert_allclose(rows["budget"], np.linspace(0.55, 1.3, 5) * today, rtol=REL)
+    solved = rows[rows["cost"].notna()].reset_index(drop=True)
+    assert len(solved) >= 3, rows
+    assert (solved["cost"] <= solved["budget"] * (1 + 1e-9)).all()
+    credit = solved["credit_share"].to_numpy(dtype=float)
+    assert (np.diff(credit) >= -1e-9).all(), credit  # coverage (the optimised credit) never falls with more budget
+    assert not rows.loc[rows["cost"].isna(), "non_dominated"].astype(bool).any()
+    pts = list(zip(solved["cost"].astype(float), credit, strict=True))
+    flags = solved["non_dominated"].astype(bool).to_numpy()
+    assert flags.any()
+    for q, p in enumerate(pts):
+        dominated = any(_dominates(o, p) for j, o in enumerate(pts) if j != q)
+        if flags[q]:
+            assert not dominated, (q, pts)
+        else:  # dominated, or a duplicate of a flagged point
+            same = any(np.allclose(o, p) and flags[j] for j, o in enumerate(pts) if j != q)
+            assert dominated or same, (q, pts)
+        twins = [j for j, o in enumerate(pts) if np.allclose(o, p)]
+        assert flags[twins].sum() == (0 if dominated else 1), (q, pts, flags)  # one flag per distinct front point
+    # the recommended plan is one of the flagged points
+    cost = plan["costs"]["plan"]["total"]
+    assert any(abs(c - cost) <= REL * cost for c, f in zip(solved["cost"], flags, strict=True) if f)
+    png = (out / "pareto.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. and 5. min_cost, with a coverage target and with forced decisions
+
+
+def test_min_cost_meets_its_coverage_target_in_every_optimised_year(data_dir: Path, tmp_path: Path) -> None:
+    target = 0.95  # above today's 93% with a branch within 5 min: needs the bookmobile or home delivery
+    spec = scenario(drop=("budget_share",), objective="min_cost", standards={"coverage_target": target})
+    plan, _ = solve(data_dir, spec, tmp_path)
+    assert plan["optimised_for"] == ["2025", "2035"]
+    assert plan["kpis"]["2025"]["today"]["covered_share"] < target
+    for year in plan["optimised_for"]:
+        assert plan["kpis"][year]["plan"]["covered_share"] >= target - 1e-9, year
+    assert not [w for w in plan["solver"]["warnings"] if "misses" in w]
+    assert plan["solver"]["objective"] == pytest.approx(plan["costs"]["plan"]["total"], rel=REL)
+    assert plan["costs"]["plan"]["total"] < plan["costs"]["today"]["total"]
+
+
+def test_min_cost_without_bookmobile_is_solved_exactly(min_cost: dict[str, Any]) -> None:
+    assert min_cost["solver"]["status"] == "optimal" and min_cost["solver"]["gap"] <= 1e-6
+    assert min_cost["decisions"]["bookmobile"]["vehicles"] == 0
+    for year in min_cost["optimised_for"]:
+        assert min_cost["kpis"][year]["plan"]["covered_share"] >= TARGET - 1e-9
+
+
+@pytest.mark.parametrize("force", ["close", "keep"])
+def test_forcing_a_decision_is_obeyed_and_never_improves_the_cost(
+    data_dir: Path, tmp_path: Path, toy_region: RegionData, min_cost: dict[str, Any], force: str
+) -> None:
+    free = by_id(min_cost)
+    must = set(toy_region.branches.loc[toy_region.branches["must_keep"].astype(bool), "branch_id"])
+    # force the opposite of what the unforced plan chose, so the constraint binds
+    pick = sorted(b for b, d in free.items() if b not in must and (d["decision"] == "close") == (force == "keep"))
+    assert pick, f"the unforced plan has no branch to force to {force}"
+    branch = pick[0]
+    plan, _ = solve(data_dir, scenario(MIN_COST, forced={force: [branch]}), tmp_path)
+    decision = by_id(plan)[branch]["decision"]
+    assert (decision == "close") if force == "close" else (decision != "close"), decision
+    assert plan["solver"]["gap"] <= 1e-6
+    assert plan["solver"]["objective"] >= min_cost["solver"]["objective"] * (1 - 1e-6)
+    for year in plan["optimised_for"]:
+        assert plan["kpis"][year]["plan"]["covered_share"] >= TARGET - 1e-9
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. bad input: exit code 2, a message naming the field, nothing written
+
+BAD: list[tuple[str, dict[str, Any] | str, tuple[str, ...]]] = [
+    ("unknown-keep", scenario(MIN_COST, forced={"keep": ["nope"]}), ("forced.keep", "nope")),
+    ("keep-and-close", scenario(MIN_COST, forced={"keep": ["egeellev-library"], "close": ["egeellev-library"]}),
+     ("forced", "egeellev-library", "both in keep and in close")),
+    ("budget-zero", scenario(budget=0, drop=("budget_share",)), ("budget:", "greater than 0")),
+    ("budget-negative", scenario(budget=-5, drop=("budget_share",)), ("budget:", "greater than 0")),
+    ("budget-and-share", scenario(budget=500_000), ("budget", "budget_share", "not both")),
+    ("unknown-field", scenario(MIN_COST, standardz={"coverage_target": 0.9}), ("standardz", "Extra inputs")),
+    ("unreachable-target", scenario(MIN_COST, standards={"coverage_target": 0.999}),
+     ("standards.coverage_target", "best achievable")),
+    ("not-imported", scenario(MIN_COST, region="nowhere"), ("'nowhere'", "not been imported",
+                                                            "branchnet region import nowhere")),
+    ("malformed-yaml", "region: toy\nobjective: [min_cost\n  budget: : 3\n", ("scenario.yaml", "not a readable YAML")),
+    ("no-budget", scenario(drop=("budget_share",)), ("max_coverage needs a budget",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "words"), [(s, w) for _, s, w in BAD], ids=[n for n, _, _ in BAD])
+def test_bad_scenarios_exit_2_naming_the_field(
+    data_dir: Path, tmp_path: Path, spec: dict[str, Any] | str, words: tuple[str, ...]
+) -> None:
+    code, output, out = run(data_dir, spec, tmp_path)
+    assert code == 2, output
+    assert "error:" in output and "Traceback" not in output
+    for word in words:
+        assert word in output, (word, output)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.yaml"]  # no half-written temporary folder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. determinism
+
+
+def test_the_same_scenario_twice_gives_the_same_decisions(max_coverage: Solved, data_dir: Path, tmp_path: Path) -> None:
+    first, _ = max_coverage
+    again, _ = solve(data_dir, MAX_COVERAGE, tmp_path)
+    assert again["decisions"] == first["decisions"]
+    assert again["kpis"] == first["kpis"] and again["costs"] == first["costs"]
