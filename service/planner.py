@@ -91,6 +91,13 @@ def _population(region: RegionData, sc: Scenario) -> tuple[np.ndarray, tuple[str
     for z, m in pj.by_zone.items():
         zm = np.array([m.get(g, pj.multipliers.get(g, 1.0)) for g in AGE_GROUPS])  # type: ignore[call-overload]
         target[zones == z] = base[zones == z] * zm[None, :]
+    areas = demand["area_id"].astype(str).to_numpy()
+    unknown = sorted(set(pj.by_area) - set(areas.tolist()))
+    if unknown:
+        raise InvalidProblemError(f"projection.by_area: unknown census area(s) {unknown[:5]}")
+    for a, m in pj.by_area.items():
+        am = np.array([m.get(g, pj.multipliers.get(g, 1.0)) for g in AGE_GROUPS])  # type: ignore[call-overload]
+        target[areas == a] = base[areas == a] * am[None, :]
     return np.stack([base, target]), (str(pj.today_year), str(pj.target_year))
 
 

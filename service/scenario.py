@@ -148,17 +148,21 @@ class HomeDeliverySpec(_Strict):
 
 
 class ProjectionSpec(_Strict):
-    """Population multipliers for the target year, by age group; ``by_zone`` overrides per former municipality."""
+    """Population multipliers for the target year, by age group; ``by_zone`` overrides them per former
+    municipality and ``by_area`` per census area (area wins over zone)."""
 
     target_year: int = 2035
     today_year: int = 2025
     multipliers: dict[AgeGroup, float] = Field(default_factory=dict)
     by_zone: dict[str, dict[AgeGroup, float]] = Field(default_factory=dict)
+    by_area: dict[str, dict[AgeGroup, float]] = Field(default_factory=dict)
     optimise_for: Literal["today", "target", "both"] = "both"
 
     @model_validator(mode="after")
     def _check(self) -> ProjectionSpec:
-        for where, mult in [("multipliers", self.multipliers), *((f"by_zone.{z}", m) for z, m in self.by_zone.items())]:
+        parts = [("multipliers", self.multipliers), *((f"by_zone.{z}", m) for z, m in self.by_zone.items()),
+                 *((f"by_area.{a}", m) for a, m in self.by_area.items())]  # fmt: skip
+        for where, mult in parts:
             for k, x in mult.items():
                 if not x >= 0:
                     raise ValueError(f"{where}.{k}: a non-negative multiplier, not {x}")

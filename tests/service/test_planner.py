@@ -414,3 +414,38 @@ def test_the_same_scenario_twice_gives_the_same_decisions(max_coverage: Solved, 
     again, _ = solve(data_dir, MAX_COVERAGE, tmp_path)
     assert again["decisions"] == first["decisions"]
     assert again["kpis"] == first["kpis"] and again["costs"] == first["costs"]
+
+
+def test_projection_by_zone_and_area(toy_region) -> None:  # type: ignore[no-untyped-def]
+    """Multipliers: by age group, overridden per former municipality, then per census area; unknown names fail."""
+    import numpy as np
+
+    from optimizer.errors import InvalidProblemError
+    from service.planner import _population
+    from service.scenario import Scenario
+
+    demand = toy_region.demand
+    zone = str(demand["group"].iloc[0])
+    area = str(demand.loc[demand["group"].astype(str) != zone, "area_id"].iloc[0])
+    body = {
+        "region": "toy",
+        "objective": "min_cost",
+        "projection": {
+            "multipliers": {"age_65_plus": 2.0},
+            "by_zone": {zone: {"age_0_17": 0.5}},
+            "by_area": {area: {"age_18_64": 3.0}},
+        },
+    }
+    pop, labels = _population(toy_region, Scenario.parse(body))
+    assert labels == ("2025", "2035") and pop.shape[0] == 2
+    base, target = pop[0], pop[1]
+    in_zone = demand["group"].astype(str).to_numpy() == zone
+    in_area = demand["area_id"].astype(str).to_numpy() == area
+    np.testing.assert_allclose(target[in_zone, 0], 0.5 * base[in_zone, 0])  # zone override
+    np.testing.assert_allclose(target[in_zone, 2], 2.0 * base[in_zone, 2])  # default for the other groups
+    np.testing.assert_allclose(target[in_area, 1], 3.0 * base[in_area, 1])  # area override
+    rest = ~in_zone & ~in_area
+    np.testing.assert_allclose(target[rest], base[rest] * np.array([1.0, 1.0, 2.0]))
+    body["projection"]["by_area"] = {"no-such-area": {"age_0_17": 1.0}}
+    with pytest.raises(InvalidProblemError, match=r"projection\.by_area"):
+        _population(toy_region, Scenario.parse(body))
