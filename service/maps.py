@@ -50,6 +50,15 @@ def _geojson(frame: gpd.GeoDataFrame, precision: int = 5) -> dict[str, Any]:
     return data
 
 
+def check_assets(leaflet_dir: Path) -> None:
+    """Raise :class:`MissingAssetsError` unless Leaflet's JS and CSS are in ``leaflet_dir``."""
+    if not ((leaflet_dir / "leaflet.css").is_file() and (leaflet_dir / "leaflet.js").is_file()):
+        raise MissingAssetsError(
+            f"Leaflet not found in {leaflet_dir}; run `make setup` (npm installs it into node_modules/) "
+            "or set BRANCHNET_LEAFLET_DIR"
+        )
+
+
 def write_map(
     path: Path,
     layers: dict[str, gpd.GeoDataFrame],
@@ -64,12 +73,8 @@ def write_map(
     Every layer is optional. Branches need ``branch_id``, ``name`` and ``decision``; demand points need
     ``population`` and ``time_after_min``.
     """
+    check_assets(leaflet_dir)
     css_file, js_file = leaflet_dir / "leaflet.css", leaflet_dir / "leaflet.js"
-    if not (css_file.is_file() and js_file.is_file()):
-        raise MissingAssetsError(
-            f"Leaflet not found in {leaflet_dir}; run `make setup` (npm installs it into node_modules/) "
-            "or set BRANCHNET_LEAFLET_DIR"
-        )
     data = {name: _geojson(frame) for name, frame in layers.items() if frame is not None and len(frame)}
     page = _TEMPLATE.format(
         title=html.escape(title),

@@ -378,7 +378,7 @@ def statutory_checks(
         {"name": "within 20 min by car of a static library", "value": float(people[t <= 1200].sum()) / total,
          "threshold": 0.95, "rule": "share of residents"},
     ]  # fmt: skip
-    if len(b.stops) and served is not None:
+    if len(b.stops) and served is not None and (served & (np.asarray(decision.stop_interval) > 0)).any():
         run = served & (np.asarray(decision.stop_interval) > 0)
         crs = region.drive.graph["crs"]
         sxy = b.stops.to_crs(crs)
@@ -456,13 +456,18 @@ def _branch_decisions(b: Built, r: PlannerResult) -> list[dict[str, Any]]:
             }  # fmt: skip
             ex = entry["explanation"]
             top = ", ".join(f"{k} ({v:,} people)" for k, v in list(ex["now_nearest_branch"].items())[:2])
+            others = [f"{ex['served_by_mode'][m]:,.0f} are best served by {label}"
+                      for m, label in (("bookmobile", "the bookmobile"), ("desk", "an outreach desk"))
+                      if ex["served_by_mode"].get(m, 0) >= 0.5]  # fmt: skip
+            if ex["home_delivery_recipients"] >= 0.5:
+                others.append(f"{ex['home_delivery_recipients']:,.0f} receive home delivery")
             entry["explanation"]["text"] = (
                 f"{entry['name']} served {ex['served_today']:,.0f} residents (nearest branch today). After closure "
                 f"their nearest branch is {top or 'none'}; {ex['meeting_standard_after']:,.0f} of them still meet "
-                f"the service standard (was {ex['meeting_standard_before']:,.0f}), "
-                f"{ex['served_by_mode'].get('bookmobile', 0):,.0f} are best served by the bookmobile and "
-                f"{ex['home_delivery_recipients']:,.0f} receive home delivery. Saves {ex['annual_cost_saved']:,.0f} a "
-                f"year (closure cost spread over {b.scenario.costs.closure_years:g} years)."
+                f"the service standard (was {ex['meeting_standard_before']:,.0f})"
+                + (f"; {', '.join(others)}" if others else "")
+                + f". Saves {ex['annual_cost_saved']:,.0f} a year (closure cost spread over "
+                f"{b.scenario.costs.closure_years:g} years)."
             )
         out.append(entry)
     return out
@@ -649,6 +654,7 @@ def run_network_plan(
     started = time.perf_counter()
     if scenario.region != region.name:
         raise InvalidProblemError(f"region: the scenario is for {scenario.region!r}, not {region.name!r}")
+    maps.check_assets(leaflet_dir)  # before solving: a missing Leaflet should not waste a solve
     b = build(region, scenario, progress=progress)
     params = SolveParams(time_limit_s=scenario.solve.time_limit_s, seed=scenario.solve.seed, workers=workers)
     pareto_rows: list[dict[str, Any]] = []
@@ -665,7 +671,7 @@ def run_network_plan(
             pos = next((k for k, (bb, _) in enumerate(solved) if bb == bud), None)
             pareto_rows.append({"budget": bud, "cost": pts[pos][0] if pos is not None else None,
                                 "credit_share": res.objective if res else None,
-                                "covered_share": res.kpis[0]["covered_share"] if res else None,
+                                "covered_share": _worst_covered(res, b.problem.years) if res else None,
                                 "branches_kept": int(res.decision.branch_open.sum()) if res else None,
                                 "stops": int(res.stop_served.sum()) if res else None,
                                 "desks": int(np.sum(res.decision.desk_open)) if res else None,
@@ -764,6 +770,10 @@ def run_network_plan(
     return plan
 
 
+def _worst_covered(res: PlannerResult, years: tuple[int, ...]) -> float:
+    return min(float(res.kpis[y]["covered_share"]) for y in years)
+
+
 def _cost_json(c: dict[str, Any], years: tuple[str, ...]) -> dict[str, Any]:
     out = {k: c[k] for k in ("branches", "closures", "bookmobile", "desks")}
     out["home_delivery"] = dict(zip(years, c["home_delivery"], strict=False))
@@ -773,13 +783,13 @@ def _cost_json(c: dict[str, Any], years: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     pts = [r for r in rows if r["cost"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)  # no global backend switch (notebooks keep their inline plots)
+    ax = fig.add_subplot()
     xs = [r["cost"] / 1000 for r in pts]
     ys = [100 * r["credit_share"] for r in pts]
     ax.plot(xs, ys, "o-", color="#2c7bb6")
@@ -792,4 +802,3 @@ def _pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -50,3 +50,26 @@ def test_location_models_notebook(shared: Path, tmp_path: Path, monkeypatch: pyt
     plans = tmp_path / "var" / "notebooks" / "location_models"
     for folder in ("budget-100", "budget-75", "budget-50", "p-median-3", "attendance-75"):
         assert (plans / folder / "map.html").is_file(), folder
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_rutland_case_study_notebook(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRANCHNET_SHARED_DIR", str(shared))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's temporary data directory lands here
+
+    nb = execute(NOTEBOOKS / "rutland_case_study.ipynb")
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+    assert all(c.get("execution_count") for c in code)
+    assert sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])) >= 2  # Pareto and map
+    headline = texts(code[-1])
+    assert "Recommended plan for Rutland" in headline
+    assert "% of today's (saving" in headline
+    (work,) = tmp_path.glob("branchnet-rutland-*")
+    for folder in ("rutland-min-cost", "rutland-budget-75", "rutland-pareto"):
+        assert (work / "plans" / folder / "map.html").is_file(), folder
+        assert (work / "plans" / folder / "plan.json").is_file(), folder
+    assert (work / "plans" / "rutland-pareto" / "pareto.csv").is_file()
