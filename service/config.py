@@ -26,6 +26,16 @@ class Settings(BaseSettings):
     time_limit_s: float = Field(default=30.0, gt=0, le=86_400, description="Default solver time limit.")
     seed: int = Field(default=0, ge=0, description="Default random seed.")
     workers: int = Field(default=2, ge=1, le=64, description="Solver threads.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/branchnet.db. postgresql+psycopg://... for PostGIS.",
+    )
+    dask_scheduler: str | None = Field(default=None, description="Dask scheduler address; runs go there when set.")
+    run_workers: int = Field(default=1, ge=1, le=64, description="Concurrent runs on the local process pool.")
+    run_max_attempts: int = Field(default=2, ge=1, le=10, description="Attempts of a run whose worker was lost.")
+    max_upload_mb: float = Field(default=200.0, gt=0, description="Largest accepted upload, per file.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
+    log_json: bool = Field(default=True, description="Structured (JSON) logs from the server.")
 
     @property
     def regions_dir(self) -> Path:
@@ -34,3 +44,12 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def files_dir(self) -> Path:
+        """The file store of the service: uploads, organisations' regions and run results."""
+        return self.data_dir / "files"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'branchnet.db').resolve()}"

@@ -1,0 +1,24 @@
+"""Alembic environment: the URL comes from the caller (service.db.migrate) or -x url=... on the command line."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from service.db import Base, make_engine
+
+config = context.config
+url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("no database URL: call service.db.migrate(url) or pass -x url=...")
+
+if context.is_offline_mode():
+    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

@@ -1,0 +1,202 @@
+"""Tried as a new user would: the ``branchnet`` commands and plain HTTP, from a key to a downloaded map.
+
+``branchnet keys create`` makes an admin key, ``branchnet serve`` runs the API in its own process on a free
+loopback port with a fresh data folder, and an httpx client uploads the synthetic toy region's files, stores a
+scenario, runs it, polls it to success and downloads the plan, the GeoPackage, a GeoJSON layer and the map. The
+same steps as the curl session in the README ("API and configuration").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyogrio
+import pytest
+
+from tests.service.api.conftest import LEAFLET, free_port
+
+API = "/api/v1"
+KEY = re.compile(r"^bn_[0-9a-f]+_[A-Za-z0-9_-]+$")
+
+SCENARIO: dict[str, Any] = {
+    "name": "first-try",
+    "region": "toy",
+    "objective": "max_coverage",
+    "budget_share": 0.8,
+    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
+                  "home_delivery_beyond_min": 8},
+    "costs": {"bookmobile": {"vehicle_annual": 5000}},
+    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
+    "stops": {"min_population": 20},
+    "solve": {"time_limit_s": 5, "seed": 0},
+}  # fmt: skip
+
+
+def branchnet() -> str:
+    """The installed ``branchnet`` command of this environment."""
+    exe = Path(sys.executable).parent / "branchnet"
+    if not exe.is_file():
+        pytest.fail(f"the branchnet command is not installed beside {sys.executable} (pip install -e .)")
+    return str(exe)
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """``branchnet serve`` on a free port of 127.0.0.1 with a fresh data folder; stopped (SIGTERM) afterwards."""
+    if not (LEAFLET / "leaflet.js").is_file():
+        pytest.fail(f"Leaflet is missing from {LEAFLET}: run `make setup` (npm install)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHNET_")}
+    env.update(BRANCHNET_DATA_DIR=str(tmp_path / "data"), BRANCHNET_LEAFLET_DIR=str(LEAFLET),
+               BRANCHNET_TIME_LIMIT_S="10")  # fmt: skip
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([branchnet(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    srv = Server(f"http://127.0.0.1:{port}", env, proc, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"branchnet serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            try:
+                if httpx.get(f"{srv.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"branchnet serve did not answer /healthz in 60 s:\n{log.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_from_a_key_to_a_downloaded_map(server: Server, tmp_path: Path) -> None:
+    from geodata.synthetic import generate_region, write_region
+
+    # 1. an admin key, from the command line (printed alone on stdout)
+    made = subprocess.run([branchnet(), "keys", "create", "--org", "demo", "--role", "admin"], env=server.env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert KEY.match(key), made.stdout
+    assert "shown only once" in " ".join(made.stderr.split())
+
+    with httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=60) as http:
+        assert http.get("/healthz").json()["status"] == "ok"
+        assert httpx.get(f"{server.url}{API}/regions").status_code == 401  # no key
+        assert http.get(f"{API}/regions").json() == []
+
+        # 2. upload the region's raw files
+        paths = write_region(generate_region("toy", seed=1), tmp_path / "toy")
+        with (paths["osm"].open("rb") as osm, paths["areas"].open("rb") as areas,
+              paths["branches"].open("rb") as branches, paths["settlements"].open("rb") as settlements):  # fmt: skip
+            up = http.post(
+                f"{API}/regions",
+                data={"name": "toy", "area_field": "area_id", "group_field": "municipality", "id_field": "branch_id"},
+                files={"osm": ("roads.osm", osm), "population": ("areas.geojson", areas),
+                       "branches": ("branches.geojson", branches), "settlements": ("settlements.csv", settlements)},
+                timeout=600,
+            )  # fmt: skip
+        assert up.status_code == 201, up.text
+        region = up.json()
+        assert region["name"] == "toy"
+        assert region["summary"]["population"] > 0
+        assert region["kpis"]["overall"]["population"] == pytest.approx(region["summary"]["population"])
+        listed = http.get(f"{API}/regions").json()
+        assert [r["id"] for r in listed] == [region["id"]]
+        assert http.get(f"{API}/regions/{region['id']}").json()["name"] == "toy"
+
+        # 3. a scenario, and a run of it
+        sc = http.post(f"{API}/scenarios", json=SCENARIO)
+        assert sc.status_code == 201, sc.text
+        scenario_id = sc.json()["id"]
+        assert sc.json()["region_id"] == region["id"]
+        started = http.post(f"{API}/scenarios/{scenario_id}/runs")
+        assert started.status_code == 202, started.text
+        run_id = started.json()["id"]
+        assert started.headers["location"] == f"{API}/runs/{run_id}"
+        assert started.json()["status"] in ("queued", "running")
+
+        # 4. poll it to success; progress only grows
+        seen: list[float] = []
+        deadline = time.monotonic() + 300
+        while True:
+            run = http.get(f"{API}/runs/{run_id}").json()
+            seen.append(run["progress"])
+            if run["status"] not in ("queued", "running"):
+                break
+            assert time.monotonic() < deadline, f"still {run['status']} after 300 s: {run}"
+            time.sleep(0.3)
+        assert run["status"] == "succeeded", f"{run}\n{server.log.read_text(errors='replace')[-4000:]}"
+        assert seen == sorted(seen) and seen[-1] == 100
+        assert run["summary"]["branches_total"] == region["summary"]["branches"]
+        assert [r["id"] for r in http.get(f"{API}/scenarios/{scenario_id}/runs").json()] == [run_id]
+
+        # 5. the results: plan, GeoPackage, a GeoJSON layer, the timetable (when a bookmobile runs), the map
+        plan = http.get(f"{API}/runs/{run_id}/plan")
+        assert plan.status_code == 200 and plan.headers["content-type"].startswith("application/json")
+        assert plan.json()["scenario"] == "first-try" and plan.json()["region"] == "toy"
+
+        gpkg = http.get(f"{API}/runs/{run_id}/layers.gpkg")
+        assert gpkg.status_code == 200, gpkg.text
+        (tmp_path / "layers.gpkg").write_bytes(gpkg.content)
+        layers = {str(name) for name, _ in pyogrio.list_layers(tmp_path / "layers.gpkg")}
+        assert {"demand", "branches", "catchments", "areas", "roads"} <= layers
+
+        demand = http.get(f"{API}/runs/{run_id}/layers/demand.geojson")
+        assert demand.status_code == 200 and demand.json()["type"] == "FeatureCollection"
+        assert len(demand.json()["features"]) == len(pyogrio.read_dataframe(tmp_path / "layers.gpkg", layer="demand"))
+        unknown = http.get(f"{API}/runs/{run_id}/layers/nothing.geojson")
+        assert unknown.status_code == 404 and "demand" in unknown.json()["detail"]
+
+        timetable = http.get(f"{API}/runs/{run_id}/timetable.csv")
+        if plan.json()["decisions"]["bookmobile"]["stops_served"]:
+            assert timetable.status_code == 200 and timetable.text.splitlines()[0].count(",") >= 5
+        else:
+            assert timetable.status_code == 404
+
+        page = http.get(f"{API}/runs/{run_id}/map")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert "<html" in html.lower() and "L.map(" in html
+        assert "OpenStreetMap contributors" in html or "Synthetic region" in html
+        assert "first-try" in html
+
+        # 6. what an operator sees
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert re.search(
+            r'branchnet_http_requests_total\{method="GET",route="[^"]*/runs/\{run_id\}",status="200"\}', metrics
+        ), metrics
+
+    # 7. the server stops cleanly on SIGTERM (uvicorn shuts down, then re-raises the signal: -15 or 0)
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(30)
+    log = server.log.read_text(errors="replace")
+    assert code in (0, -signal.SIGTERM), log[-4000:]
+    assert "Application shutdown complete" in log and "Traceback" not in log, log[-4000:]
