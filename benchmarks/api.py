@@ -40,21 +40,11 @@ import httpx
 import numpy as np
 
 from benchmarks._common import REPO, emit, verdict
+from service.scenario import example
 
 API = "/api/v1"
 P99_TARGET_MS = 50.0
-SCENARIO: dict[str, Any] = {
-    "name": "bench-api",
-    "region": "toy",
-    "objective": "max_coverage",
-    "budget_share": 0.8,
-    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
-                  "home_delivery_beyond_min": 8},
-    "costs": {"bookmobile": {"vehicle_annual": 5000}},
-    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
-    "stops": {"min_population": 20},
-    "solve": {"time_limit_s": 5, "seed": 0},
-}  # fmt: skip
+SCENARIO: dict[str, Any] = example("toy_quick", name="bench-api")
 
 
 def free_port() -> int:

@@ -193,12 +193,10 @@ class FileCache:
 
     def get(self, path: Path, variant: str = "", load: Any = None) -> bytes:
         """The bytes of ``path`` (or ``load(path)`` for a derived ``variant``), from the cache when unchanged."""
+        data = self.peek(path, variant)
+        if data is not None:
+            return data
         key = self._key(path, variant)
-        with self._lock:
-            data = self._items.get(key)
-            if data is not None:
-                self._items.move_to_end(key)
-                return data
         data = load(path) if load else path.read_bytes()
         if len(data) <= self.max_bytes // 4:
             with self._lock:

@@ -280,6 +280,15 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def example(file: str, /, **changes: Any) -> dict[str, Any]:
+    """The scenario mapping of ``examples/<file>.yaml`` with top-level ``changes`` applied."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{file}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: not a scenario mapping")
+    return {**data, **changes}
+
+
 def is_planner_scenario(data: Any) -> bool:
     """Whether a scenario is for the joint planner: anything but a mapping with the branch-only planner's
     ``location`` section (so malformed files get the planner's precise errors)."""

@@ -23,23 +23,13 @@ import httpx
 import pyogrio
 import pytest
 
+from service.scenario import example
 from tests.service.api.conftest import LEAFLET, free_port
 
 API = "/api/v1"
 KEY = re.compile(r"^bn_[0-9a-f]+_[A-Za-z0-9_-]+$")
 
-SCENARIO: dict[str, Any] = {
-    "name": "first-try",
-    "region": "toy",
-    "objective": "max_coverage",
-    "budget_share": 0.8,
-    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
-                  "home_delivery_beyond_min": 8},
-    "costs": {"bookmobile": {"vehicle_annual": 5000}},
-    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
-    "stops": {"min_population": 20},
-    "solve": {"time_limit_s": 5, "seed": 0},
-}  # fmt: skip
+SCENARIO: dict[str, Any] = example("toy_quick", name="first-try")
 
 
 def branchnet() -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from service.db import migrate
+from service.scenario import example
 from tests.service.api.conftest import create_keys
 
 ACTIVE = ("queued", "running")
@@ -102,18 +103,7 @@ def test_api_smoke_on_both_databases(api: tuple[Any, Any], keys: Any, db_url: st
     assert "branchnet_http_requests_total" in metrics.text
 
 
-QUICK: dict[str, Any] = {
-    "name": "toy-postgis",
-    "region": "toy",
-    "objective": "max_coverage",
-    "budget_share": 0.8,
-    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
-                  "home_delivery_beyond_min": 8},
-    "costs": {"bookmobile": {"vehicle_annual": 5000}},
-    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
-    "stops": {"min_population": 20},
-    "solve": {"time_limit_s": 5, "seed": 0},
-}  # fmt: skip
+QUICK: dict[str, Any] = example("toy_quick", name="toy-postgis")
 
 
 def test_run_on_postgres_fills_result_features(make_app: Any, postgres: Any, toy_region: Any, tmp_path: Path) -> None:

@@ -26,25 +26,17 @@ from sqlalchemy import select, text, update
 from geodata.region import RegionData
 from service.db import Region, Run, Scenario
 from service.regions import save_region
+from service.scenario import example
 from tests.service.api.conftest import LEAFLET, AppFactory, Keys, create_keys, free_port
 
 API = "/api/v1"
 
 # a quick plan with a bookmobile (so a timetable), on the toy region
-QUICK: dict[str, Any] = {
-    "name": "toy-quick",
-    "region": "toy",
-    "objective": "max_coverage",
-    "budget_share": 0.8,
-    "standards": {"branch_drive_min": 5, "stop_walk_min": 10, "stop_max_interval_weeks": 2,
-                  "home_delivery_beyond_min": 8},
-    "costs": {"bookmobile": {"vehicle_annual": 5000}},
-    "fleet": {"max_vehicles": 1, "intervals_weeks": [1, 2]},
-    "stops": {"min_population": 20},
-    "projection": {"today_year": 2025, "target_year": 2035,
-                   "multipliers": {"age_0_17": 0.9, "age_18_64": 1.0, "age_65_plus": 1.3}},
-    "solve": {"time_limit_s": 5, "seed": 0},
-}  # fmt: skip
+QUICK: dict[str, Any] = example(
+    "toy_quick",
+    projection={"today_year": 2025, "target_year": 2035,
+                "multipliers": {"age_0_17": 0.9, "age_18_64": 1.0, "age_65_plus": 1.3}},
+)  # fmt: skip
 # the cheapest network without a bookmobile: no timetable
 NO_BOOKMOBILE = {**copy.deepcopy(QUICK), "name": "toy-no-bookmobile", "objective": "min_cost",
                  "fleet": {"max_vehicles": 0}, "standards": {**QUICK["standards"], "coverage_target": 0.8}}  # fmt: skip
