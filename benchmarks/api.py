@@ -297,8 +297,9 @@ def main() -> None:
     print(f"  p99 plan / p99 healthz = {record['p99_over_baseline']}x; raw read of plan.json {raw_ms:.3f} ms (median)")
     print(f"plan p99 {plan['p99_ms']:.1f} ms (target <= {P99_TARGET_MS:g} ms), {plan['errors']} errors (target 0): "
           f"{verdict(ok)}")  # fmt: skip
-    print(f"plan back to back: p99 {saturated['p99_ms']:.1f} ms at {saturated['requests_per_s']:.0f}/s, "
-          f"{saturated['errors']} errors: {verdict(ok_saturated)}")  # fmt: skip
+    print(f"capacity (informational, the load generator shares the 2 cores): back to back p99 "
+          f"{saturated['p99_ms']:.1f} ms at {saturated['requests_per_s']:.0f}/s, {saturated['errors']} errors "
+          f"(p99 <= {P99_TARGET_MS:g} ms there too: {ok_saturated})")  # fmt: skip
 
 
 if __name__ == "__main__":
