@@ -604,7 +604,9 @@ def keys_create(
                 key_id = row.id
         finally:
             engine.dispose()
-    err.print(f"created {role} key {key_id} for organisation {org!r}; it is shown only once:", highlight=False)
+    err.print(
+        f"created {role} key {key_id} for organisation {org!r}; it is shown only once:", highlight=False, soft_wrap=True
+    )
     print(plain)  # alone on stdout, for KEY=$(branchnet keys create ...)
 
 
