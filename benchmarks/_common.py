@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -36,3 +37,33 @@ def verdict(ok: bool) -> str:
 def emit(record: dict[str, Any]) -> None:
     """Print one JSON line."""
     print(json.dumps(record, default=float), flush=True)
+
+
+def instance_main(
+    argv: list[str] | None,
+    *,
+    module: str,
+    doc: str | None,
+    files_help: str,
+    default_time_limit_s: float,
+    run_file: Callable[..., dict[str, Any]],
+    summary: Callable[[argparse.Namespace], int],
+) -> int:
+    """The command line of a per-instance runner: ``FILE... [--time-limit S] [--seed N]`` prints one JSON line a
+    file (exit 1 if any errs); ``summary [--json]`` runs the whole set against its published values."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("files", nargs="+", help=files_help)
+    parser.add_argument("--time-limit", type=float, default=default_time_limit_s, help="seconds per instance")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="summary: JSON lines instead of tables")
+    args = parser.parse_args(argv)
+    if args.files == ["summary"]:
+        return summary(args)
+    failed = False
+    for name in args.files:
+        record = run_file(Path(name), time_limit_s=args.time_limit, seed=args.seed)
+        failed |= record["status"] == "error"
+        emit(record)
+    return 1 if failed else 0

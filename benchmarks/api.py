@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,24 +36,12 @@ import httpx
 import numpy as np
 
 from benchmarks._common import REPO, emit, verdict
+from service.local_server import branchnet_command, local_server
 from service.scenario import example
 
 API = "/api/v1"
 P99_TARGET_MS = 50.0
 SCENARIO: dict[str, Any] = example("toy_quick", name="bench-api")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def branchnet() -> str:
-    exe = Path(sys.executable).parent / "branchnet"
-    if not exe.is_file():
-        raise SystemExit(f"the branchnet command is not installed beside {sys.executable} (make setup)")
-    return str(exe)
 
 
 @dataclass
@@ -168,44 +152,11 @@ async def load(base: str, path: str, headers: dict[str, str], expect: bytes | No
     return out
 
 
-def start_server(data: Path, log: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHNET_")}
-    env.update(BRANCHNET_DATA_DIR=str(data), BRANCHNET_LEAFLET_DIR=str(REPO / "node_modules" / "leaflet" / "dist"))
-    port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen([branchnet(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                cwd=data.parent, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"branchnet serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base, env
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"branchnet serve did not answer in 60 s:\n{log.read_text(errors='replace')}")
-        time.sleep(0.2)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def prepare(base: str, env: dict[str, str], tmp: Path) -> tuple[str, str, float]:
     """A key, the toy region, a scenario and a succeeded run; (key, run id, seconds the run took)."""
     from geodata.synthetic import generate_region, write_region
 
-    made = subprocess.run([branchnet(), "keys", "create", "--org", "bench", "--role", "admin"], env=env,
+    made = subprocess.run([branchnet_command(), "keys", "create", "--org", "bench", "--role", "admin"], env=env,
                           cwd=tmp, capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     key = made.stdout.strip()
     paths = write_region(generate_region("toy", seed=1), tmp / "toy")
@@ -258,8 +209,10 @@ def main() -> None:
         tmp = Path(tmp_name)
         data = tmp / "data"
         log = tmp / "server.log"
-        proc, base, env = start_server(data, log)
-        try:
+        leaflet = str(REPO / "node_modules" / "leaflet" / "dist")
+        settings = {"BRANCHNET_DATA_DIR": str(data), "BRANCHNET_LEAFLET_DIR": leaflet}
+        with local_server(settings, cwd=tmp, log=log) as server:
+            base, env = server.url, server.env
             key, run_id, run_s = prepare(base, env, tmp)
             plan_path = next(data.glob(f"files/orgs/*/runs/{run_id}/plan.json"))
             plan_bytes = plan_path.read_bytes()
@@ -272,8 +225,6 @@ def main() -> None:
             sat_load = asyncio.run(load(base, f"{API}/runs/{run_id}/plan", auth, plan_bytes, args.clients,
                                         args.baseline_seconds, args.max_requests))  # fmt: skip
             raw_ms = raw_read_ms(plan_path)
-        finally:
-            stop_server(proc)
 
     plan, health, saturated = plan_load.record(), base_load.record(), sat_load.record()
     ok = plan["p99_ms"] <= P99_TARGET_MS and plan["errors"] == 0

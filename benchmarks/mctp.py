@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import emit, shared_dir, verdict
+from benchmarks._common import emit, instance_main, shared_dir, verdict
 from benchmarks.routing_instances import read_covering_tour, read_ctp_optima
 
 TARGET_GAP = 0.01
@@ -104,22 +104,8 @@ def summary(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.mctp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("files", nargs="+", help=".ctp files, or 'summary'")
-    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S, help="seconds per instance")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="summary: JSON lines instead of a table")
-    args = parser.parse_args(argv)
-    if args.files == ["summary"]:
-        return summary(args)
-    failed = False
-    for name in args.files:
-        record = run_file(Path(name), time_limit_s=args.time_limit, seed=args.seed)
-        failed |= record["status"] == "error"
-        emit(record)
-    return 1 if failed else 0
+    return instance_main(argv, module="benchmarks.mctp", doc=__doc__, files_help=".ctp files, or 'summary'",
+                         default_time_limit_s=DEFAULT_TIME_LIMIT_S, run_file=run_file, summary=summary)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from service.db import Region, Run, now
 from service.db import Scenario as ScenarioRow
 from service.jobs import region_kpis
 from service.regions import check_name, save_region
-from service.scenario import Scenario, ScenarioError, describe
+from service.scenario import Scenario, describe
 from service.store import FileStore
 
 router = APIRouter()
@@ -706,10 +706,7 @@ def _scenario_out(row: ScenarioRow, region_name: str) -> dict[str, Any]:
 
 def _validate(session: Session, who: Principal, body: Any) -> tuple[Scenario, Region]:
     """The parsed scenario and its region (of the caller's organisation); 422 naming the field otherwise."""
-    try:
-        spec = Scenario.parse(body, source="scenario")
-    except ScenarioError as exc:
-        raise HTTPException(422, str(exc)) from None
+    spec = Scenario.parse(body, source="scenario")  # ScenarioError: 422 naming the field (service.app)
     if len(spec.name) > 200:
         raise HTTPException(422, f"scenario: name: at most 200 characters, not {len(spec.name)}")
     region = _region_by_name(session, who.org_id, spec.region)

@@ -97,13 +97,9 @@ def create_run(scenario_id: str, request: Request, response: Response, who: Plan
     """Queue a run of the scenario (its current body, validated again); poll ``GET /runs/{id}``."""
     from service.regions import check_name
     from service.scenario import Scenario as ScenarioSpec
-    from service.scenario import ScenarioError
 
     sc = _scenario(session, who, scenario_id)
-    try:
-        spec = ScenarioSpec.parse(sc.body, source=f"scenario {sc.name!r}")
-    except ScenarioError as exc:
-        raise HTTPException(422, str(exc)) from None
+    spec = ScenarioSpec.parse(sc.body, source=f"scenario {sc.name!r}")  # ScenarioError: 422 (service.app)
     region = session.scalar(select(Region).where(Region.org_id == who.org_id, Region.name == spec.region))
     try:
         on_disk = (svc.files.regions_dir(who.org_id) / check_name(spec.region) / "region.json").is_file()

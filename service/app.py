@@ -261,6 +261,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(ObserveMiddleware, svc=svc)
 
+    # the one error table of the API: domain errors (bad scenario, bad data) answer 422 with their message
+    from geodata.errors import GeodataError
+    from optimizer.errors import InvalidProblemError
+
+    @app.exception_handler(InvalidProblemError)
+    @app.exception_handler(GeodataError)
+    async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": ".".join(str(x) for x in e["loc"] if x != "body"), "message": e["msg"]}

@@ -197,6 +197,14 @@ def _decisions(region: RegionData, result: LocationResult) -> list[dict[str, Any
     return rows
 
 
+def study_area(region: RegionData) -> Any:
+    """The region's outline (EPSG:4326): its census areas, or the demand points' hull when it has none."""
+    if len(region.areas):
+        return shapely.union_all(region.areas.geometry.values)
+    xy = np.column_stack([region.demand.geometry.x, region.demand.geometry.y])
+    return shapely.convex_hull(shapely.multipoints(xy)).buffer(0.01)
+
+
 def _layers(region: RegionData, open_mask: np.ndarray, decisions: list[dict[str, Any]]) -> dict[str, gpd.GeoDataFrame]:
     ids = region.branches["branch_id"].astype(str).to_numpy()
     all_open = np.ones(len(ids), dtype=bool)
@@ -213,13 +221,7 @@ def _layers(region: RegionData, open_mask: np.ndarray, decisions: list[dict[str,
     demand["nearest_branch"] = nearest
     branches = region.branches.drop(columns=[c for c in ("node",) if c in region.branches]).copy()
     branches["decision"] = [d["decision"] for d in decisions]
-    study = (
-        shapely.union_all(region.areas.geometry.values)
-        if len(region.areas)
-        else shapely.convex_hull(
-            shapely.multipoints(np.column_stack([region.demand.geometry.x, region.demand.geometry.y]))
-        ).buffer(0.01)
-    )
+    study = study_area(region)
     crs = str(region.drive.graph["crs"])
     return {
         "demand": demand,

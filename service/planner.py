@@ -5,7 +5,6 @@ One code path for the CLI (``branchnet plan SCENARIO.yaml --out DIR``) and the A
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,14 +15,13 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
-import shapely
 
 from geodata.matrix import travel_time_matrix
 from geodata.region import RegionData
 from geodata.snapping import snap_points
 from geodata.stops import StopRules, candidate_stops
 from geodata.timetable import timetable_from_rows, write_calendars
-from optimizer.bookmobile import WEEKDAYS, dwell_time
+from optimizer.bookmobile import dwell_time
 from optimizer.errors import InvalidProblemError
 from optimizer.kpis import TWO_MILES_M, access_kpis
 from optimizer.params import SolveParams
@@ -43,7 +41,8 @@ from optimizer.planner import (
     today,
 )
 from service import maps, outputs
-from service.bookmobile import bookmobile_graph
+from service.bookmobile import bookmobile_graph, stops_layer_of, timetable_outputs
+from service.jobs import study_area
 from service.scenario import AGE_GROUPS, Scenario
 
 Progress = Callable[[str, float], None]
@@ -64,6 +63,7 @@ class Built:
     depot: str
     van: nx.MultiDiGraph | None
     stop_nodes: np.ndarray  # depot + stops, drive nodes
+    stop_branch_m: np.ndarray | None  # (stops, branches) straight-line metres
     budget: float | None
     today_cost: float
 
@@ -164,7 +164,9 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
     zone_idx = np.searchsorted(np.array(zone_names), zones)
     if progress:
         progress("candidate stops", 0.0)
-    stops, walk_s, van, stop_nodes, travel, dist, community, conflict, depot = _stops(region, sc, keep)
+    stops, walk_s, van, stop_nodes, travel, dist, community, stop_branch_m, depot = _stops(region, sc, keep)
+    # Cheshire East rule: no stop this close to a branch while that branch is kept
+    conflict = None if stop_branch_m is None else stop_branch_m < sc.stops.min_branch_distance_miles * MILE_M
     if progress:
         progress("candidate stops", 1.0)
         progress("outreach sites", 0.0)
@@ -200,7 +202,8 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
         from dataclasses import replace
 
         problem = replace(problem, budget=budget)
-    return Built(problem, sc, region, stops, desks, hours, labels, depot, van, stop_nodes, budget, today_cost)
+    return Built(problem, sc, region, stops, desks, hours, labels, depot, van, stop_nodes, stop_branch_m, budget,
+                 today_cost)  # fmt: skip
 
 
 def _stops(
@@ -264,13 +267,16 @@ def _stops(
     names = stops["community"].astype(str).to_numpy()
     labels = {c: k for k, c in enumerate(sorted(set(names.tolist()) - {""}))}
     community = np.array([labels.get(c, -1) for c in names], dtype=np.int64)
-    crs = region.drive.graph["crs"]
-    sxy = stops.to_crs(crs)
-    bxy = branches.to_crs(crs)
-    d = np.hypot(sxy.geometry.x.to_numpy()[:, None] - bxy.geometry.x.to_numpy()[None, :],
-                 sxy.geometry.y.to_numpy()[:, None] - bxy.geometry.y.to_numpy()[None, :])  # fmt: skip
-    conflict = d < sc.stops.min_branch_distance_miles * MILE_M  # Cheshire East rule, while that branch is kept
-    return stops, walk_s, van, nodes, travel, dist, community, conflict, depot
+    stop_branch_m = _straight_m(stops, branches, region.drive.graph["crs"])
+    return stops, walk_s, van, nodes, travel, dist, community, stop_branch_m, depot
+
+
+def _straight_m(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> np.ndarray:
+    """(len(a), len(b)) straight-line distances in metres, in the projected ``crs``."""
+    axy, bxy = a.to_crs(crs), b.to_crs(crs)
+    dx = axy.geometry.x.to_numpy()[:, None] - bxy.geometry.x.to_numpy()[None, :]
+    dy = axy.geometry.y.to_numpy()[:, None] - bxy.geometry.y.to_numpy()[None, :]
+    return np.asarray(np.hypot(dx, dy))
 
 
 def _desks(region: RegionData, sc: Scenario) -> tuple[gpd.GeoDataFrame, np.ndarray | None]:
@@ -282,10 +288,8 @@ def _desks(region: RegionData, sc: Scenario) -> tuple[gpd.GeoDataFrame, np.ndarr
         popcol = "population" if "population" in st else None
         if popcol:
             st = st.sort_values(popcol, ascending=False)
-        bxy = region.branches.to_crs(region.drive.graph["crs"])
         sxy = st.to_crs(region.drive.graph["crs"])
-        d = np.hypot(sxy.geometry.x.to_numpy()[:, None] - bxy.geometry.x.to_numpy()[None, :],
-                     sxy.geometry.y.to_numpy()[:, None] - bxy.geometry.y.to_numpy()[None, :]).min(axis=1)  # fmt: skip
+        d = _straight_m(st, region.branches, region.drive.graph["crs"]).min(axis=1)
         from scipy.spatial import cKDTree
 
         dem = region.demand.to_crs(region.drive.graph["crs"])
@@ -380,12 +384,8 @@ def statutory_checks(
     ]  # fmt: skip
     if len(b.stops) and served is not None and (served & (np.asarray(decision.stop_interval) > 0)).any():
         run = served & (np.asarray(decision.stop_interval) > 0)
-        crs = region.drive.graph["crs"]
-        sxy = b.stops.to_crs(crs)
-        bxy = region.branches.to_crs(crs)
-        dd = np.hypot(sxy.geometry.x.to_numpy()[:, None] - bxy.geometry.x.to_numpy()[None, :],
-                      sxy.geometry.y.to_numpy()[:, None] - bxy.geometry.y.to_numpy()[None, :])  # fmt: skip
-        near_kept = (dd[:, open_b] < 2 * MILE_M).any(axis=1) if open_b.any() else np.zeros(len(b.stops), bool)
+        assert b.stop_branch_m is not None
+        near_kept = (b.stop_branch_m[:, open_b] < 2 * MILE_M).any(axis=1)
         comm = b.stops["community"].astype(str).to_numpy()[run]
         named = comm[comm != ""]
         visitors = b.stops["population"].to_numpy(dtype=float) * b.scenario.stops.uptake
@@ -505,52 +505,17 @@ def _winners_losers(b: Built, r: PlannerResult) -> list[dict[str, Any]]:
 
 def _bookmobile_outputs(b: Built, r: PlannerResult) -> tuple[pd.DataFrame | None, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Timetable rows (Libraries Hacked schema), stops layer and route lines along the roads."""
-    stops = b.stops.copy()
-    if not len(stops):
-        return None, stops, gpd.GeoDataFrame({"route": []}, geometry=[], crs="EPSG:4326")
+    if not len(b.stops):
+        return None, b.stops.copy(), gpd.GeoDataFrame({"route": []}, geometry=[], crs="EPSG:4326")
     interval = np.asarray(r.decision.stop_interval)
-    stops["interval_weeks"] = interval
-    stops["served"] = r.stop_served
-    stops["day"] = ""
-    stops["arrival"] = ""
-    stops["dropped_reason"] = np.where(interval > 0, "selected but did not fit the shifts", "not selected by the plan")
-    lines, rows = [], []
-    tt = r.timetable
-    if tt is not None and b.van is not None:
-        lon = nx.get_node_attributes(b.van, "lon")
-        lat = nx.get_node_attributes(b.van, "lat")
-        node_of = dict(zip(stops["stop_id"], b.stop_nodes[1:], strict=True))
-        by_id = stops.set_index("stop_id")
-        for n, day in enumerate(tt.route_days, start=1):
-            name = f"Mobile {day.vehicle + 1} {WEEKDAYS[day.weekday]} week {day.phase + 1} ({day.interval}-weekly)"
-            path = [int(b.stop_nodes[0]), *(int(node_of[s]) for s in day.stops), int(b.stop_nodes[0])]
-            coords: list[tuple[float, float]] = []
-            for u, v in itertools.pairwise(path):
-                leg = nx.shortest_path(b.van, u, v, weight="travel_time")
-                coords += [(lon[x], lat[x]) for x in leg[1 if coords else 0 :]]
-            lines.append({"route_day": n, "route": name, "vehicle": day.vehicle + 1, "weekday": WEEKDAYS[day.weekday],
-                          "interval_weeks": day.interval, "stops": len(day.stops), "driving_min": day.driving_s / 60,
-                          "geometry": shapely.LineString(coords) if len(coords) > 1 else None})  # fmt: skip
-            for s, a, d in zip(day.stops, day.arrivals_s, day.departures_s, strict=True):
-                row = by_id.loc[s]
-                stops.loc[stops["stop_id"] == s, ["day", "arrival"]] = [WEEKDAYS[day.weekday], _hhmm(a)]
-                rrule = f"FREQ=WEEKLY;INTERVAL={day.interval}" if day.interval > 1 else "FREQ=WEEKLY"
-                rows.append({
-                    "organisation": b.region.name, "mobile": f"Mobile {day.vehicle + 1}", "route": name,
-                    "community": row["community"] or s, "stop": s, "address": "", "postcode": "",
-                    "geox": round(float(row.geometry.x), 6), "geoy": round(float(row.geometry.y), 6),
-                    "day": WEEKDAYS[day.weekday], "type": "Public", "arrival": _hhmm(a), "departure": _hhmm(d),
-                    "frequency": rrule, "start": (pd.Timestamp("2027-01-04") + pd.Timedelta(days=7 * day.phase
-                                                                                             + day.weekday)).date()
-                    .isoformat(), "end": "", "exceptions": "", "timetable": "",
-                })  # fmt: skip
-    routes = (gpd.GeoDataFrame(pd.DataFrame(lines), geometry="geometry", crs="EPSG:4326") if lines
-              else gpd.GeoDataFrame({"route": []}, geometry=[], crs="EPSG:4326"))  # fmt: skip
-    return (pd.DataFrame(rows) if rows else None), stops, routes
-
-
-def _hhmm(seconds: int) -> str:
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+    dropped = {s: ("selected but did not fit the shifts" if k > 0 else "not selected by the plan")
+               for s, k, ok in zip(b.stops["stop_id"], interval, r.stop_served, strict=True) if not ok}  # fmt: skip
+    if r.timetable is None or b.van is None:
+        empty = gpd.GeoDataFrame({"route": []}, geometry=[], crs="EPSG:4326")
+        return None, stops_layer_of(b.stops, {}, interval, dropped), empty
+    rows, routes, where = timetable_outputs(r.timetable, b.van, int(b.stop_nodes[0]), b.stops,
+                                            organisation=b.region.name, start_monday="2027-01-04")  # fmt: skip
+    return (rows if len(rows) else None), stops_layer_of(b.stops, where, interval, dropped), routes
 
 
 def _layers(b: Built, r: PlannerResult, stops: gpd.GeoDataFrame, routes: gpd.GeoDataFrame,
@@ -579,11 +544,7 @@ def _layers(b: Built, r: PlannerResult, stops: gpd.GeoDataFrame, routes: gpd.Geo
     branches = region.branches.drop(columns=[c for c in ("node",) if c in region.branches]).copy()
     for key in ("decision", "hours_plan", "annual_cost_plan", "annual_saving"):
         branches[key] = [d[key] for d in branches_dec]
-    if len(region.areas):
-        study = shapely.union_all(region.areas.geometry.values)
-    else:
-        xy = np.column_stack([region.demand.geometry.x, region.demand.geometry.y])
-        study = shapely.convex_hull(shapely.multipoints(xy)).buffer(0.01)
+    study = study_area(region)
     layers = {
         "demand": demand,
         "branches": branches,

@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -55,6 +54,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from service.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 LEAFLET = REPO / "node_modules" / "leaflet" / "dist"
@@ -71,13 +72,6 @@ def unavailable(reason: str) -> None:
     if in_ci():
         pytest.fail(f"CI is set but {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_bindir() -> Path | None:

@@ -8,14 +8,11 @@ same steps as the curl session in the README ("API and configuration").
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +20,9 @@ import httpx
 import pyogrio
 import pytest
 
+from service.local_server import LocalServer, branchnet_command, local_server
 from service.scenario import example
-from tests.service.api.conftest import LEAFLET, free_port
+from tests.service.api.conftest import LEAFLET
 
 API = "/api/v1"
 KEY = re.compile(r"^bn_[0-9a-f]+_[A-Za-z0-9_-]+$")
@@ -32,65 +30,22 @@ KEY = re.compile(r"^bn_[0-9a-f]+_[A-Za-z0-9_-]+$")
 SCENARIO: dict[str, Any] = example("toy_quick", name="first-try")
 
 
-def branchnet() -> str:
-    """The installed ``branchnet`` command of this environment."""
-    exe = Path(sys.executable).parent / "branchnet"
-    if not exe.is_file():
-        pytest.fail(f"the branchnet command is not installed beside {sys.executable} (pip install -e .)")
-    return str(exe)
-
-
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[LocalServer]:
     """``branchnet serve`` on a free port of 127.0.0.1 with a fresh data folder; stopped (SIGTERM) afterwards."""
     if not (LEAFLET / "leaflet.js").is_file():
         pytest.fail(f"Leaflet is missing from {LEAFLET}: run `make setup` (npm install)")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCHNET_")}
-    env.update(BRANCHNET_DATA_DIR=str(tmp_path / "data"), BRANCHNET_LEAFLET_DIR=str(LEAFLET),
-               BRANCHNET_TIME_LIMIT_S="10")  # fmt: skip
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([branchnet(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    srv = Server(f"http://127.0.0.1:{port}", env, proc, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"branchnet serve exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-            try:
-                if httpx.get(f"{srv.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"branchnet serve did not answer /healthz in 60 s:\n{log.read_text(errors='replace')}")
-            time.sleep(0.2)
+    settings = {"BRANCHNET_DATA_DIR": str(tmp_path / "data"), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
+                "BRANCHNET_TIME_LIMIT_S": "10"}  # fmt: skip
+    with local_server(settings, cwd=tmp_path, log=tmp_path / "server.log") as srv:
         yield srv
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
 
 
-def test_from_a_key_to_a_downloaded_map(server: Server, tmp_path: Path) -> None:
+def test_from_a_key_to_a_downloaded_map(server: LocalServer, tmp_path: Path) -> None:
     from geodata.synthetic import generate_region, write_region
 
     # 1. an admin key, from the command line (printed alone on stdout)
-    made = subprocess.run([branchnet(), "keys", "create", "--org", "demo", "--role", "admin"], env=server.env,
+    made = subprocess.run([branchnet_command(), "keys", "create", "--org", "demo", "--role", "admin"], env=server.env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()

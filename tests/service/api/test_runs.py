@@ -11,8 +11,6 @@ import copy
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +23,10 @@ from sqlalchemy import select, text, update
 
 from geodata.region import RegionData
 from service.db import Region, Run, Scenario
+from service.local_server import local_server
 from service.regions import save_region
 from service.scenario import example
-from tests.service.api.conftest import LEAFLET, AppFactory, Keys, create_keys, free_port
+from tests.service.api.conftest import LEAFLET, AppFactory, Keys, create_keys
 
 API = "/api/v1"
 
@@ -322,8 +321,8 @@ def test_server_and_worker_killed_then_restarted(
 ) -> None:
     """The server process dies (SIGKILL) with its worker mid-run; a new server on the same data folder fails the
     lost run with its reason (one attempt allowed), runs the queued one, and everything else is intact."""
-    env = {**os.environ, "BRANCHNET_DATA_DIR": str(data_dir), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
-           "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1", "BRANCHNET_RUN_MAX_ATTEMPTS": "1"}  # fmt: skip
+    settings = {"BRANCHNET_DATA_DIR": str(data_dir), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
+                "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1", "BRANCHNET_RUN_MAX_ATTEMPTS": "1"}  # fmt: skip
     # the database and file store, prepared by a first app (never started)
     from service.app import create_app
     from service.config import Settings
@@ -332,33 +331,16 @@ def test_server_and_worker_killed_then_restarted(
     keys, (slow, quick) = setup_org(services, toy_region, SLOW, QUICK)
     services.engine.dispose()
 
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        first = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if first.get("/healthz").status_code == 200:
-                    break
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
+    with local_server(settings, cwd=tmp_path, log=tmp_path / "server.log") as server:
+        first = httpx.Client(base_url=server.url, timeout=10)
         done = submit(first, keys, quick)
         succeeded(first, keys, done)
         lost, waiting = submit(first, keys, slow), submit(first, keys, quick)
         run = wait(first, keys, lost, lambda r: r["stage"] == "pareto")
-        server.kill()
+        server.process.kill()
         os.kill(pid_of(run), signal.SIGKILL)
-        server.wait(10)
+        server.process.wait(10)
         first.close()
-    finally:
-        if server.poll() is None:
-            server.kill()
-        log.close()
     assert row(services, lost).status == "running"  # nobody was left to notice
 
     client, services = make_app(run_workers=1, workers=1, run_max_attempts=1)
