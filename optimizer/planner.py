@@ -751,7 +751,8 @@ def _select(
     all_groups = list(range(G))
     every = np.ones(nc)
     standard_rows: list[tuple[str, Any, int, np.ndarray, np.ndarray, float]] = []  # (kind, key, year, vars, coefs, rhs)
-    today_cov = covered_people(problem, access(problem, today(problem)))
+    # today's coverage, the reference of the per-zone loss limit
+    today_cov = covered_people(problem, access(problem, today(problem))) if st.zone_max_loss is not None else None
     for y in problem.years:
         if st.coverage_target is not None:
             v, cf = covered_expr(y, every, all_groups)
@@ -766,6 +767,7 @@ def _select(
                 tz = float(problem.population[y][mask_n].sum())
                 if tz <= 0:
                     continue
+                assert today_cov is not None
                 share_today = float(today_cov[y][mask_n].sum()) / tz
                 v, cf = covered_expr(y, (cls.zone == z).astype(float), all_groups)
                 standard_rows.append(("zone", z, y, v, cf, max(0.0, share_today - st.zone_max_loss) * tz))
