@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
 
+from optimizer._tours import MAX_EXACT_STOPS, subset_tours
 from optimizer.errors import InvalidCostError, InvalidProblemError, ShapeMismatchError
 from optimizer.params import SolveParams
 from optimizer.routing import RoutingProblem, solve_routing
@@ -175,7 +178,7 @@ class RouteDay:
 class BookmobileResult:
     """A periodic timetable and its account."""
 
-    status: Literal["feasible", "time_limit", "infeasible"]
+    status: Literal["optimal", "feasible", "time_limit", "infeasible"]
     objective: float
     bound: float
     gap: float
@@ -288,7 +291,6 @@ def plan_timetable(problem: BookmobileProblem, *, params: SolveParams | None = N
     """Plan a periodic bookmobile timetable (see the module docstring)."""
     params = params or SolveParams()
     start = time.perf_counter()
-    n = len(problem.stop_ids)
     k_arr = np.asarray(problem.interval_weeks).astype(int)
     classes = sorted(set(k_arr.tolist()))
     cycle = math.lcm(*classes) if classes else 1
@@ -369,6 +371,24 @@ def plan_timetable(problem: BookmobileProblem, *, params: SolveParams | None = N
             stops = tuple(int(nodes[v]) for v in r[1:] if 0 < v < len(members) + 1)
             if stops:
                 routes.append((k, stops))
+    return _assemble(problem, routes, cycle, start, dropped, objective, math.nan,
+                     {f"route_days_{k}w": float(alloc[k]) for k in classes})  # fmt: skip
+
+
+def _assemble(
+    problem: BookmobileProblem,
+    routes: list[tuple[int, tuple[int, ...]]],
+    cycle: int,
+    start: float,
+    dropped: dict[str, str],
+    objective: float,
+    bound: float,
+    stats: dict[str, float],
+    exact: bool = False,
+) -> BookmobileResult:
+    """Pack (interval, stop nodes) route-days on the fleet's wheels, lay out their clock times, and account."""
+    n = len(problem.stop_ids)
+    end_node = problem.end_depot if problem.end_depot is not None else 0
     order = sorted(range(len(routes)), key=lambda i: (routes[i][0], -len(routes[i][1])))
     placed = _pack([(routes[i][0], i) for i in order], problem.fleet, cycle)
     if placed is None:
@@ -384,9 +404,132 @@ def plan_timetable(problem: BookmobileProblem, *, params: SolveParams | None = N
                              driving))  # fmt: skip
     days.sort(key=lambda d: (d.vehicle, d.weekday, d.phase, d.interval))
     served_prize = float(sum(np.asarray(problem.prize)[problem.stop_ids.index(s)] for d in days for s in d.stops))
-    status: Literal["feasible", "time_limit", "infeasible"] = "feasible" if days or n == 0 else "infeasible"
+    status: Literal["optimal", "feasible", "time_limit", "infeasible"] = (
+        ("optimal" if exact else "feasible") if days or n == 0 else "infeasible"
+    )
+    gap = 0.0 if exact and status == "optimal" else math.nan
     return BookmobileResult(
-        status=status, objective=objective, bound=math.nan, gap=math.nan, runtime_s=time.perf_counter() - start,
+        status=status, objective=objective, bound=bound, gap=gap, runtime_s=time.perf_counter() - start,
         cycle_weeks=cycle, route_days=tuple(days), dropped=dropped, served_prize=served_prize,
-        cycle_driving_s=cycle_driving, stats={f"route_days_{k}w": float(alloc[k]) for k in classes},
+        cycle_driving_s=cycle_driving, stats=stats,
     )  # fmt: skip
+
+
+def plan_timetable_exact(
+    problem: BookmobileProblem, *, arc_cost: np.ndarray | None = None, params: SolveParams | None = None
+) -> BookmobileResult:
+    """Serve every stop at the least cycle cost: an exact periodic timetable for small stop sets.
+
+    Formulation. For each interval class k with stop set S_k (at most :data:`optimizer._tours.MAX_EXACT_STOPS`),
+    every subset T of S_k gets its cheapest depot tour whose driving plus dwell fits the working shift
+    (:func:`optimizer._tours.subset_tours`, exact). A set-partitioning MIP then picks route-days:
+
+        minimise    sum_k (L / k) sum_T c_T x_T               (L = lcm of the intervals: the cycle in weeks)
+        subject to  sum_{T containing i} x_T = 1               for every stop i
+                    sum_{k in {1,2,4}} n_k / k + w_3 <= V |D|   (n_k = sum of x_T of class k; V vehicles,
+                    3 w_3 >= n_3,  x, w_3 integer                |D| working weekdays)
+
+    The packing rows are exact for intervals 1, 2, 3 and 4 weeks: 1-, 2- and 4-weekly route-days nest on a
+    (vehicle, weekday) wheel like binary fractions, and a 3-weekly route-day shares a wheel only with other
+    3-weekly ones. Arc costs default to the travel times; the planner passes money per arc (hours and km). The
+    MIP is solved by HiGHS to a zero gap, so ``status`` is ``optimal`` (``bound`` = ``objective``), or
+    ``infeasible`` when the stops cannot all be served with the fleet (every stop then ``dropped``).
+
+    Lunch is placed as :func:`plan_timetable` does; like it, feasibility counts working time (shift minus lunch).
+    Time windows and a separate end depot are not supported; stops of one community must not both be given.
+    """
+    params = params or SolveParams()
+    start = time.perf_counter()
+    if problem.time_windows is not None or problem.end_depot is not None:
+        raise InvalidProblemError("plan_timetable_exact supports neither time windows nor a separate end depot")
+    if problem.community is not None:
+        named = [c for c in problem.community if c]
+        if len(named) != len(set(named)):
+            raise InvalidProblemError("plan_timetable_exact serves every stop: give at most one stop per community")
+    travel = np.asarray(problem.travel_s, dtype=np.float64)
+    cost = travel if arc_cost is None else np.asarray(arc_cost, dtype=np.float64)
+    if cost.shape != travel.shape or not np.isfinite(cost).all() or (cost < 0).any():
+        raise InvalidCostError(f"arc_cost must be a finite non-negative {travel.shape} matrix")
+    k_arr = np.asarray(problem.interval_weeks).astype(int)
+    classes = sorted(set(k_arr.tolist()))
+    cycle = math.lcm(*classes) if classes else 1
+    columns: list[tuple[int, tuple[int, ...], float, np.ndarray]] = []  # (interval, stop nodes, cycle cost, members)
+    for k in classes:
+        members = np.flatnonzero(k_arr == k)
+        if len(members) > MAX_EXACT_STOPS:
+            raise InvalidProblemError(
+                f"plan_timetable_exact: {len(members)} {k}-weekly stops; at most {MAX_EXACT_STOPS} per interval"
+            )
+        nodes = np.concatenate([[0], members + 1])
+        best, order = subset_tours(cost[np.ix_(nodes, nodes)], travel[np.ix_(nodes, nodes)],
+                                   np.asarray(problem.dwell_s, dtype=np.float64)[members],
+                                   float(problem.fleet.working_s))  # fmt: skip
+        for mask in range(1, 1 << len(members)):
+            tour = order[mask]
+            if tour is not None and np.isfinite(best[mask]):
+                in_t = np.array([(mask >> q) & 1 for q in range(len(members))], dtype=bool)
+                columns.append((k, tuple(int(nodes[v]) for v in tour), float(best[mask]) * cycle / k,
+                                members[in_t]))  # fmt: skip
+    routes = _partition(problem, columns, classes, params)
+    if routes is None:
+        reason = "the stops cannot all be served within the fleet's shifts"
+        return _assemble(problem, [], cycle, start, {sid: reason for sid in problem.stop_ids}, math.inf, math.inf,
+                         {}, exact=True)  # fmt: skip
+    objective = float(sum(col[2] for col in routes))
+    result = _assemble(problem, [(col[0], col[1]) for col in routes], cycle, start, {}, objective, objective,
+                       {f"route_days_{k}w": float(sum(col[0] == k for col in routes)) for k in classes},
+                       exact=True)  # fmt: skip
+    return result
+
+
+def _partition(
+    problem: BookmobileProblem,
+    columns: list[tuple[int, tuple[int, ...], float, np.ndarray]],
+    classes: list[int],
+    params: SolveParams,
+) -> list[tuple[int, tuple[int, ...], float, np.ndarray]] | None:
+    """Solve the set-partitioning MIP of :func:`plan_timetable_exact`; ``None`` when infeasible."""
+    n = len(problem.stop_ids)
+    if n == 0:
+        return []
+    ncol = len(columns)
+    has3 = 3 in classes
+    nvar = ncol + int(has3)
+    rows, cols, vals = [], [], []
+    for q, (_, _, _, members) in enumerate(columns):
+        for i in members.tolist():
+            rows.append(i)
+            cols.append(q)
+            vals.append(1.0)
+    wheels = float(problem.fleet.vehicles * len(problem.fleet.weekdays))
+    r = n
+    for q, (k, _, _, _) in enumerate(columns):  # packing row
+        if k != 3:
+            rows.append(r)
+            cols.append(q)
+            vals.append(1.0 / k)
+    if has3:
+        rows.append(r)
+        cols.append(ncol)
+        vals.append(1.0)
+        for q, (k, _, _, _) in enumerate(columns):
+            if k == 3:
+                rows.append(r + 1)
+                cols.append(q)
+                vals.append(1.0)
+        rows.append(r + 1)
+        cols.append(ncol)
+        vals.append(-3.0)
+    n_rows = n + 1 + int(has3)
+    a = sp.csr_matrix((vals, (rows, cols)), shape=(n_rows, nvar))
+    lo = np.concatenate([np.ones(n), [-np.inf], [-np.inf] if has3 else []])
+    hi = np.concatenate([np.ones(n), [wheels + 1e-9], [0.0] if has3 else []])
+    c = np.concatenate([[col[2] for col in columns], [0.0] if has3 else []])
+    if not ncol:
+        return None
+    res = milp(c, constraints=[LinearConstraint(a, lo, hi)], integrality=np.ones(nvar),
+               bounds=Bounds(np.zeros(nvar), np.concatenate([np.ones(ncol), [np.inf] if has3 else []])),
+               options={"time_limit": max(1.0, params.time_limit_s), "mip_rel_gap": 0.0, "disp": False})  # fmt: skip
+    if res.x is None or res.status not in (0,):
+        return None
+    return [columns[q] for q in range(ncol) if res.x[q] > 0.5]
