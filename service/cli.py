@@ -331,9 +331,12 @@ def print_network_plan(plan: dict[str, Any], out: Path) -> None:
         val = f"{c['value']:.1%}" if isinstance(c["value"], float) else str(c["value"])
         console.print(f"{mark} {c['name']}: {val}", highlight=False)
     s = plan["solver"]
+    bound = "none" if s["bound"] is None else f"{s['bound']:,.4f}"
+    gap = "unknown" if s["gap"] is None else f"{s['gap']:.2%}"
     console.print(
-        f"solver: {s['status']}, objective {s['objective']:,.4f}, bound {s['bound']:,.4f}, gap {s['gap']:.2%}, "
-        f"{s['iterations']} iteration(s), {s['runtime_s']:.1f} s",
+        f"solver: {s['status']}, objective {s['objective']:,.4f}, bound {bound}, gap {gap}, "
+        f"{s['iterations']} round(s), {s['runtime_s']:.1f} s; {s['search']['method']} "
+        f"({s['search']['patterns_searched']} of {s['search']['patterns_total']} branch patterns searched)",
         highlight=False,
     )
     for w in s["warnings"]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ import pandas as pd
 from geodata.matrix import travel_time_matrix
 from geodata.region import RegionData
 from geodata.snapping import snap_points
-from geodata.stops import StopRules, candidate_stops
+from geodata.stops import StopCapacity, StopRules, candidate_stops, stop_catchments
 from geodata.timetable import timetable_from_rows, write_calendars
-from optimizer.bookmobile import dwell_time
-from optimizer.errors import InvalidProblemError
+from optimizer.errors import CoverageUnreachableError, InvalidProblemError
 from optimizer.kpis import TWO_MILES_M, access_kpis
 from optimizer.params import SolveParams
 from optimizer.planner import (
@@ -66,6 +65,7 @@ class Built:
     stop_branch_m: np.ndarray | None  # (stops, branches) straight-line metres
     budget: float | None
     today_cost: float
+    candidates: dict[str, Any]  # the candidate stops' cap: found, kept, cap, cap_binds
 
 
 def _population(region: RegionData, sc: Scenario) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -164,7 +164,7 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
     zone_idx = np.searchsorted(np.array(zone_names), zones)
     if progress:
         progress("candidate stops", 0.0)
-    stops, walk_s, van, stop_nodes, travel, dist, community, stop_branch_m, depot = _stops(region, sc, keep)
+    stops, walk_s, van, stop_nodes, travel, dist, community, stop_branch_m, depot, cand_note = _stops(region, sc, must)
     # Cheshire East rule: no stop this close to a branch while that branch is kept
     conflict = None if stop_branch_m is None else stop_branch_m < sc.stops.min_branch_distance_miles * MILE_M
     if progress:
@@ -173,7 +173,7 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
     desks, reach = _desks(region, sc)
     if progress:
         progress("outreach sites", 1.0)
-    visitors = stops["population"].to_numpy(dtype=float) * sc.stops.uptake if len(stops) else np.zeros(0)
+    dwell = _capacity(sc).dwell_s(stops["population"].to_numpy(dtype=float)) if len(stops) else np.zeros(0)
     need = np.array([1 - sc.digital_uptake.get(g, 0.0) for g in AGE_GROUPS])  # type: ignore[call-overload]
     years = (
         (0,)
@@ -184,7 +184,7 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
         population=pop, branch_ids=tuple(ids), branch_time_s=region.time_s, branch_hours=hours, branch_cost=cost,
         current_level=current, closure_cost=closure, need=need, zone=zone_idx, zone_names=zone_names,
         keep=keep, close=close, stop_ids=tuple(stops["stop_id"]) if len(stops) else (), stop_walk_s=walk_s,
-        stop_dwell_s=dwell_time(visitors), stop_community=community, stop_travel_s=travel, stop_dist_m=dist,
+        stop_dwell_s=dwell, stop_community=community, stop_travel_s=travel, stop_dist_m=dist,
         stop_conflict=conflict, desk_ids=tuple(desks["desk_id"]) if len(desks) else (), desk_reach=reach,
         desk_hours=desks["hours_per_week"].to_numpy(dtype=float) if len(desks) else None,
         desk_cost=(desks["hours_per_week"].to_numpy(dtype=float) * 52 * sc.costs.desk_per_hour) if len(desks)
@@ -203,56 +203,53 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
 
         problem = replace(problem, budget=budget)
     return Built(problem, sc, region, stops, desks, hours, labels, depot, van, stop_nodes, stop_branch_m, budget,
-                 today_cost)  # fmt: skip
+                 today_cost, cand_note)  # fmt: skip
 
 
 def _stops(
-    region: RegionData, sc: Scenario, keep: np.ndarray
-) -> tuple[gpd.GeoDataFrame, Any, Any, np.ndarray, Any, Any, Any, Any, str]:
-    """Candidate stops for residents beyond the branch standard of the branches that must stay."""
+    region: RegionData, sc: Scenario, must_keep: np.ndarray
+) -> tuple[gpd.GeoDataFrame, Any, Any, np.ndarray, Any, Any, Any, Any, str, dict[str, Any]]:
+    """Candidate stops for every resident some admissible plan could leave beyond the branch standard.
+
+    The candidates do not depend on the plan: they cover the residents beyond the standard of the branches that
+    must stay open (the branch file's ``must_keep``; a scenario's forced decisions only fix variables), so a
+    forced plan and the free search choose among the same stops. Returns the stops and their matrices, the depot,
+    and a note on the candidate cap (``stops.max_candidates``): how many the greedy cover found and whether the
+    cap cut it short.
+    """
     branches = region.branches
     n = len(region.demand)
     empty = gpd.GeoDataFrame({"stop_id": [], "population": []}, geometry=[], crs="EPSG:4326")
     depot_row = branches.sort_values(["staffed_hours_week", "branch_id"], ascending=[False, True]).iloc[0]
     depot = str(depot_row["branch_id"])
+    note: dict[str, Any] = {"cap": sc.stops.max_candidates, "found": 0, "kept": 0, "cap_binds": False}
+    nothing = (empty, None, None, np.zeros(0, dtype=np.int64), None, None, None, None, depot, note)
     if sc.forced.no_bookmobile or sc.fleet.max_vehicles == 0 or sc.stops.max_candidates == 0:
-        return empty, None, None, np.zeros(0, dtype=np.int64), None, None, None, None, depot
-    # two pools: residents today's network leaves beyond the standard (a stop adds coverage), then residents only
-    # closable branches serve (a stop may replace a branch); each pool gets up to half the candidates, then the rest
+        return nothing
     limit = sc.standards.branch_drive_min * 60
-    t_all = region.time_s.min(axis=1)
-    t_keep = region.time_s[:, keep].min(axis=1) if keep.any() else np.full(n, np.inf)
+    t_must = region.time_s[:, must_keep].min(axis=1) if must_keep.any() else np.full(n, np.inf)
+    unserved = t_must > limit
     rules = StopRules(walk_min=sc.standards.stop_walk_min, min_population=sc.stops.min_population)
-    frames, parts = [], []
-    budget_left = sc.stops.max_candidates
-    for q, unserved in enumerate((t_all > limit, (t_keep > limit) & (t_all <= limit))):
-        cap = budget_left if q else max(1, sc.stops.max_candidates // 2)
-        if cap <= 0 or not unserved.any():
-            continue
-        found, by = candidate_stops(
-            region.drive, region.walk, region.demand, unserved, branches=None, settlements=region.settlements,
-            rules=replace(rules, max_stops=cap),
-        )  # fmt: skip
-        if len(found):
-            found = found.assign(stop_id=[f"stop-{'ar'[q]}{k + 1:03d}" for k in range(len(found))])
-            frames.append(found)
-            parts.append(by)
-            budget_left -= len(found)
-    if not frames:
-        return empty, None, None, np.zeros(0, dtype=np.int64), None, None, None, None, depot
-    stops = pd.concat(frames, ignore_index=True)
-    offsets = np.cumsum([0, *(len(f) for f in frames)])
-    member = np.zeros((n, len(stops)), dtype=bool)  # point within the walk standard of the stop
-    for off, by in zip(offsets, parts, strict=False):
-        has = by >= 0
-        member[np.flatnonzero(has), off + by[has]] = True
-    visitors = stops["population"].to_numpy(dtype=float) * sc.stops.uptake
+    found, _ = candidate_stops(region.drive, region.walk, region.demand, unserved, branches=None,
+                               settlements=region.settlements, rules=rules)  # fmt: skip
+    note["found"] = len(found)
+    if not len(found):
+        return nothing
+    # the greedy cover picks the same stops in the same order whatever the cap: the cap keeps the first ones
+    note["cap_binds"] = len(found) > sc.stops.max_candidates
+    found = found.iloc[: sc.stops.max_candidates].reset_index(drop=True)
+    found = found.assign(stop_id=[f"stop-{k + 1:03d}" for k in range(len(found))])
+    capacity = _capacity(sc)
+    walk_s, catchment, counted = stop_catchments(region.walk, region.demand, found,
+                                                 walk_min=sc.standards.stop_walk_min, capacity=capacity)  # fmt: skip
+    found = found.assign(catchment_population=catchment, population=counted,
+                         capacity_limited=counted < catchment - 1e-9)  # fmt: skip
+    visitors = counted * sc.stops.uptake
     ok = visitors > sc.stops.min_visitors  # Kent rule: stops with too few expected visitors are withdrawn
-    stops = gpd.GeoDataFrame(stops[ok].reset_index(drop=True), geometry="geometry", crs="EPSG:4326")
-    member = member[:, ok]
+    stops = gpd.GeoDataFrame(found[ok].reset_index(drop=True), geometry="geometry", crs="EPSG:4326")
+    walk_s = walk_s[:, ok]
     if not len(stops):
-        return empty, None, None, np.zeros(0, dtype=np.int64), None, None, None, None, depot
-    walk_s = np.where(member, 0.0, np.inf)
+        return nothing
     van = bookmobile_graph(region.drive)
     nodes = np.array([int(depot_row["node"]), *stops["node"].astype(int).tolist()], dtype=np.int64)
     travel = travel_time_matrix(van, nodes, nodes)
@@ -264,11 +261,18 @@ def _stops(
         walk_s = walk_s[:, keep_s]
         sel = np.concatenate([[True], keep_s])
         nodes, travel, dist = nodes[sel], travel[np.ix_(sel, sel)], dist[np.ix_(sel, sel)]
+    note["kept"] = len(stops)
     names = stops["community"].astype(str).to_numpy()
     labels = {c: k for k, c in enumerate(sorted(set(names.tolist()) - {""}))}
     community = np.array([labels.get(c, -1) for c in names], dtype=np.int64)
     stop_branch_m = _straight_m(stops, branches, region.drive.graph["crs"])
-    return stops, walk_s, van, nodes, travel, dist, community, stop_branch_m, depot
+    return stops, walk_s, van, nodes, travel, dist, community, stop_branch_m, depot, note
+
+
+def _capacity(sc: Scenario) -> StopCapacity:
+    st = sc.stops
+    return StopCapacity(visitors_per_hour=st.visitors_per_hour, uptake=st.uptake, setup_min=st.setup_min,
+                        max_dwell_min=st.max_dwell_min)  # fmt: skip
 
 
 def _straight_m(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame, crs: Any) -> np.ndarray:
@@ -622,7 +626,8 @@ def run_network_plan(
     if scenario.objective == "pareto":
         budgets = scenario.pareto.budgets or list(np.linspace(scenario.pareto.from_share, scenario.pareto.to_share,
                                                               scenario.pareto.steps) * b.today_cost)  # fmt: skip
-        front = pareto_front(b.problem, [float(x) for x in budgets], params=params, progress=progress)
+        front = pareto_front(b.problem, [float(x) for x in budgets], params=params, progress=progress,
+                             min_points=scenario.pareto.min_points, max_solves=scenario.pareto.max_solves)  # fmt: skip
         solved = [(bud, res) for bud, res, _ in front if res is not None]
         if not solved:
             raise InvalidProblemError(f"pareto: no budget in the sweep admits a plan ({front[0][2]})")
@@ -647,8 +652,16 @@ def run_network_plan(
     else:
         if progress:
             progress("solve", 0.0)
-        result = solve_plan(b.problem, params=params, max_iterations=scenario.solve.max_iterations,
-                            progress=progress)  # fmt: skip
+        try:
+            result = solve_plan(b.problem, params=params, max_iterations=scenario.solve.max_iterations,
+                                progress=progress)  # fmt: skip
+        except CoverageUnreachableError as exc:
+            if not b.candidates["cap_binds"]:
+                raise
+            raise CoverageUnreachableError(
+                f"{exc}; stops.max_candidates={b.candidates['cap']} kept only {b.candidates['cap']} of the "
+                f"{b.candidates['found']} candidate stops: raise it"
+            ) from None
         budget_used = b.budget
     timetable, stops_layer, routes = _bookmobile_outputs(b, result)
     branches_dec = _branch_decisions(b, result)
@@ -678,7 +691,8 @@ def run_network_plan(
             "hours_levels": scenario.hours.levels,
         },
         "solver": {
-            "engine": "HiGHS selection MIP + OR-Tools routing (decomposition)",
+            "engine": "HiGHS selection MIP with routing cuts + exact or OR-Tools routing (branch-and-bound over "
+            "branch patterns)",
             "status": result.status,
             "objective_name": "worst-year annual cost"
             if b.problem.objective == "min_cost"
@@ -686,11 +700,22 @@ def run_network_plan(
             "objective": result.objective,
             "bound": result.bound,
             "gap": result.gap,
+            "bound_meaning": "a lower bound on the objective of every plan of the model, routed bookmobile included"
+            if b.problem.objective == "min_cost"
+            else "an upper bound on the objective of every plan of the model, routed bookmobile included",
             "iterations": result.iterations,
             "runtime_s": result.runtime_s,
+            "search": result.search,
             "history": list(result.history),
-            "warnings": list(result.warnings),
-            "candidates": {"stops": len(b.stops), "desks": len(b.desks)},
+            "warnings": [*result.warnings, *_candidate_warnings(b)],
+            "candidates": {
+                "stops": len(b.stops),
+                "desks": len(b.desks),
+                "stops_found": b.candidates["found"],
+                "max_candidates": b.candidates["cap"],
+                "cap_binds": b.candidates["cap_binds"],
+                "stops_capacity_limited": int(b.stops["capacity_limited"].sum()) if len(b.stops) else 0,
+            },
         },
         "attribution": region.meta.get("attribution", maps.OSM_ATTRIBUTION),
         "scenario_file": scenario.model_dump(),
@@ -720,7 +745,8 @@ def run_network_plan(
             f"<tr><td>Annual cost</td><td>{max(result.costs['total']):,.0f} (today "
             f"{max(result.costs_today['total']):,.0f})</td></tr><tr><td>Bookmobile</td><td>{result.decision.vehicles}"
             f" vehicle(s), {int(result.stop_served.sum())} stops</td></tr><tr><td>Solver</td><td>{result.status}, "
-            f"gap {result.gap:.2%}, {result.iterations} iteration(s)</td></tr></table>"
+            f"gap {'unknown' if result.gap is None else f'{result.gap:.2%}'}, {result.iterations} round(s)</td></tr>"
+            "</table>"
         )
         maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir, title=f"branchnet: {scenario.name}",
                        summary_html=summary, attribution=plan["attribution"])  # fmt: skip
@@ -729,6 +755,17 @@ def run_network_plan(
     if progress:
         progress("write results", 1.0)
     return plan
+
+
+def _candidate_warnings(b: Built) -> list[str]:
+    """Say when the candidate cap, not the plan, limited the bookmobile's stops."""
+    c = b.candidates
+    if not c["cap_binds"]:
+        return []
+    return [
+        f"stops.max_candidates={c['cap']} kept {c['cap']} of the {c['found']} candidate stops the greedy cover "
+        "found; the plan could not use the others (raise it to search them all)"
+    ]
 
 
 def _worst_covered(res: PlannerResult, years: tuple[int, ...]) -> float:

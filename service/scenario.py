@@ -114,15 +114,25 @@ class FleetSpec(_Strict):
 
 
 class StopsSpec(_Strict):
-    """Candidate bookmobile stops: generated from residents beyond the branch standard."""
+    """Candidate bookmobile stops, generated for every resident some plan could leave beyond the branch standard
+    (see :class:`geodata.stops.StopCapacity` for the capacity defaults and their sources)."""
 
-    max_candidates: int = Field(default=40, ge=0, le=400)
+    max_candidates: int = Field(default=200, ge=0, le=2000, description="cap on the greedy cover's candidates")
     min_population: float = Field(default=60.0, ge=0)
     uptake: float = Field(default=0.04, gt=0, le=1, description="share of the catchment visiting per visit")
     min_visitors: float = Field(
         default=2.0, ge=0, description="stops with at most this many expected visitors are withdrawn"
     )
     min_branch_distance_miles: float = Field(default=2.0, ge=0, description="no stop this close to a kept branch")
+    visitors_per_hour: float = Field(default=40.0, ge=1, description="visitors the van serves an hour")
+    setup_min: float = Field(default=10.0, ge=0, description="fixed minutes per visit (park, open, close)")
+    max_dwell_min: float = Field(default=120.0, gt=0, le=480, description="longest visit, minutes")
+
+    @model_validator(mode="after")
+    def _dwell(self) -> StopsSpec:
+        if self.setup_min >= self.max_dwell_min:
+            raise ValueError(f"max_dwell_min ({self.max_dwell_min:g}) must exceed setup_min ({self.setup_min:g})")
+        return self
 
 
 class DeskSite(_Strict):
@@ -193,6 +203,8 @@ class ParetoSpec(_Strict):
     from_share: float = Field(default=0.6, gt=0)
     to_share: float = Field(default=1.1, gt=0)
     steps: int = Field(default=6, ge=2, le=30)
+    min_points: int = Field(default=8, ge=0, le=50, description="bisect budgets until the front has this many points")
+    max_solves: int | None = Field(default=None, ge=1, le=100, description="most budgets solved (default 2 x points)")
 
     @field_validator("budgets")
     @classmethod
