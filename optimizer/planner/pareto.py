@@ -80,7 +80,8 @@ def _front(out: dict[float, tuple[PlannerResult | None, str]], years: tuple[int,
 
 
 def _widest_gap(out: dict[float, tuple[PlannerResult | None, str]], tried: set[float]) -> float | None:
-    """The midpoint of the widest budget interval whose ends hold different plans (or a failure and a plan)."""
+    """The midpoint of the budget interval, among those whose ends hold different plans (or a failure and a plan),
+    where the front is least resolved: the widest in budget times coverage gained across it."""
     items = sorted(out.items())
     best: tuple[float, float] | None = None
     for (b0, (r0, _)), (b1, (r1, _)) in itertools.pairwise(items):
@@ -91,8 +92,10 @@ def _widest_gap(out: dict[float, tuple[PlannerResult | None, str]], tried: set[f
         mid = round(0.5 * (b0 + b1), 2)
         if mid in tried or b1 - b0 < 1e-3 * max(b1, 1.0):
             continue
-        if best is None or b1 - b0 > best[0]:
-            best = (b1 - b0, mid)
+        rise = abs(r1.objective - r0.objective) if r0 is not None and r1 is not None else 1.0
+        score = (b1 - b0) / max(b1, 1.0) * (rise + 1e-3)
+        if best is None or score > best[0] * (1 + 1e-9):
+            best = (score, mid)
     return None if best is None else best[1]
 
 

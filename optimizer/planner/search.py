@@ -1,27 +1,34 @@
-"""The joint planner's search: a best-first branch-and-bound over branch patterns with routing cuts.
+"""The joint planner's search: branch patterns searched against a relaxation that bounds every routed plan.
 
 A *pattern* is the set of open branches (hours levels stay free within it). The search keeps one *master*: the
 selection MIP in its bound mode (:mod:`optimizer.planner.selection`), a relaxation of the routed problem whose
-optimum bounds every plan. Each round:
+dual bound is valid for every plan. Stop sets of at most :data:`EXACT_ROUTING_STOPS` stops per interval are
+timetabled exactly (:func:`optimizer.bookmobile.plan_timetable_exact`), larger ones by OR-Tools
+(:func:`optimizer.bookmobile.plan_timetable`) with a lower bound on their optimal routing cost
+(:func:`optimizer._tours.tours_lower_bound`). Every routed set becomes a cut in the master (superset cuts, and for
+exact sets per-stop cost shares). Every pattern the search meets is first planned by the *heuristic*: the
+selection MIP in its estimate mode with the pattern fixed, its stops timetabled, the route-cost estimate
+re-calibrated from the routed cost, a few times, always from the same start (so a pattern is planned alike whether
+the search is free or forced to it).
 
-1. the master gives the best plan of the relaxation over the patterns still open, and its dual bound, valid for
-   every plan of those patterns;
-2. the first time a pattern comes up, the *heuristic* plans it: the selection MIP in its estimate mode with the
-   pattern fixed, its stops timetabled, the route-cost estimate re-calibrated from the routed cost, a few times;
-3. the master's own plan is timetabled too. Stop sets of at most :data:`EXACT_ROUTING_STOPS` stops per interval
-   are routed exactly (:func:`optimizer.bookmobile.plan_timetable_exact`), larger ones by OR-Tools
-   (:func:`optimizer.bookmobile.plan_timetable`) with a lower bound on their optimal routing cost
-   (:func:`optimizer._tours.tours_lower_bound`). Every routed set becomes a cut in the master;
-4. when the master's plan was routed exactly at the cost the master charged it, the master's value is a real
-   plan's value and nothing left can beat it: the search ends. When its routing cost is only bounded and the cut
-   does not move the master, or a pattern has had its share of rounds, the pattern is *closed*: its bound is
-   recorded and the master leaves it out.
+*Branch-and-bound* (at most :data:`EXACT_PATTERN_BRANCHES` free branches). Each round the master gives the best
+plan of the relaxation over what is still open, and its bound; its plan is timetabled and evaluated.
 
-The search ends when the master's bound reaches the best routed plan (up to the tolerance), when every pattern
-is closed, or on the round or time limit. The reported bound is the weakest of the master's last bound and the
-bounds of the closed patterns: a valid bound on every plan, routed cost included. Every plan is evaluated on
-the demand points (:mod:`optimizer.planner.evaluate`); the best one that meets every standard (and the budget,
-with its routed cost) is returned.
+- When the master charged its plan the plan's exact routed cost, the master's value is a real plan's value and
+  nothing left can beat it: the search ends (*proven*).
+- When the plan's routing cost is only bounded and the bound does not move the master, that stop selection is
+  set aside with the current bound; when a pattern has had its share of rounds it is *closed* likewise.
+- The search also ends when the master's bound reaches the best plan (*bound*), when nothing is left
+  (*exhausted*), or on the round or time limit.
+
+*Large-neighbourhood search* (more free branches): the master's pattern first, then, repeatedly, the pattern the
+estimate MIP (calibrated on the patterns planned so far) likes best among those not yet planned; the master over
+every pattern, re-solved at the end with the cuts found, gives the bound.
+
+The reported bound is the weakest of the bounds recorded (closed patterns, selections set aside, the master's
+last bound): valid for every plan, routed cost included. Every plan is evaluated on the demand points
+(:mod:`optimizer.planner.evaluate`); the best one that meets every standard (and the budget, with its routed
+cost) is returned.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from optimizer.planner.selection import Classes, SelectionModel, classes_of
 Progress = Callable[[str, float], None]
 #: Stop sets with at most this many stops per interval are timetabled exactly.
 EXACT_ROUTING_STOPS = 12
+#: With at most this many free branches the search branches over every keep/close pattern.
+EXACT_PATTERN_BRANCHES = 12
 #: Relative tolerance under which a bound is taken to meet the objective (the solvers' own tolerances).
 TOLERANCE = 1e-5
 
@@ -159,7 +168,12 @@ class _Search:
         self.best_broken: _Plan | None = None
         self.history: list[dict[str, Any]] = []
         self.heuristic_done: set[tuple[bool, ...]] = set()
+        self.patterns_seen: set[tuple[bool, ...]] = set()
         self.evaluated = 0
+        self.rounds = 0
+        self.closed = 0
+        self.set_aside = 0
+        self.master_s = 0.0  # longest master solve so far
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -212,11 +226,11 @@ class _Search:
             return bound < v - self.tolerance * max(abs(v), 1.0)
         return bound > v + self.tolerance * max(abs(v), 1.0)
 
-    def heuristic(self, pattern: tuple[bool, ...]) -> None:
+    def heuristic(self, pattern: tuple[bool, ...]) -> tuple[float, float, float]:
         """Plan one pattern with the estimate model, re-calibrating the route-cost estimate from each routing.
 
         Starts from the same estimate for every pattern, so a pattern is planned alike whether the search is free
-        or forced to it.
+        or forced to it. Returns the calibration reached: ``alpha``, ``beta`` and the usable shift seconds.
         """
         self.heuristic_done.add(pattern)
         problem = self.problem
@@ -257,6 +271,136 @@ class _Search:
                 alpha = float(np.clip(alpha * routed.driving_s / sel.estimated_driving_s, 0.25, 10.0))
             if routed.operating > 0 and sel.estimated_operating > 0:
                 beta = float(np.clip(beta * routed.operating / sel.estimated_operating, 0.1, 10.0))
+        return alpha, beta, usable
+
+    # --- the two searches over patterns ----------------------------------------------------------------------------
+    def _master_round(self) -> Any:
+        """Solve the master once (keeping the time of the solve, to know whether another one fits)."""
+        started = time.perf_counter()
+        sel = self.master.solve(time_limit_s=max(1.0, self.left()), gap=self.params.gap_tolerance)
+        self.master_s = max(self.master_s, time.perf_counter() - started)
+        self.rounds += 1
+        return sel
+
+    def _tighter(self, old: float | None, new: float) -> float:
+        """The stronger of two valid bounds on the same (or a shrinking) space."""
+        if old is None:
+            return new
+        return max(old, new) if self.minimise else min(old, new)
+
+    def _time_for_master(self) -> bool:
+        return self.left() > max(0.5, 1.5 * self.master_s)
+
+    def _first_round(self, sel: Any) -> None:
+        if sel.decision is None and sel.status == "infeasible":
+            _explain_infeasible(self.problem, self.cls, self.params)
+
+    def branch_and_bound(
+        self, max_rounds: int, rounds_per_pattern: int, progress: Progress | None
+    ) -> tuple[str, list[float]]:
+        """Best-first over patterns by the master's bound (see the module docstring); returns how it ended and
+        the bounds that together bound every plan."""
+        master = self.master
+        closed: list[float] = []
+        remaining: float | None = None  # the master's bound over the plans still open
+        per_pattern: dict[tuple[bool, ...], int] = {}
+        while True:
+            if self.rounds >= max_rounds:
+                ended = "rounds"
+                break
+            if self.rounds and not self._time_for_master():
+                ended = "time_limit"
+                break
+            if progress:
+                progress("search", min(0.95, self.rounds / max_rounds))
+            sel = self._master_round()
+            if self.rounds == 1:
+                self._first_round(sel)
+            if sel.decision is None:
+                if sel.status == "infeasible":
+                    remaining, ended = None, "exhausted"  # every pattern is evaluated or closed
+                else:
+                    if np.isfinite(sel.bound):
+                        remaining = self._tighter(remaining, master.bound_of(sel.bound))
+                    ended = "time_limit"
+                break
+            remaining = self._tighter(remaining, master.bound_of(sel.bound))
+            if not self.can_improve(remaining):
+                ended = "bound"
+                break
+            pattern = tuple(bool(x) for x in sel.decision.branch_open)
+            self.patterns_seen.add(pattern)
+            per_pattern[pattern] = per_pattern.get(pattern, 0) + 1
+            if pattern not in self.heuristic_done:
+                self.heuristic(pattern)
+            routed, plan = self._master_plan(sel, remaining)
+            exact_fit = routed.exact and routed.complete and not plan.misses
+            if exact_fit and routed.arc_cost <= sel.eta + 1e-7 * max(1.0, routed.arc_cost):
+                ended = "proven"  # the master charged this plan its true cost: nothing left is better than it
+                break
+            stalled = not routed.exact and routed.arc_lower <= sel.eta + 1e-7 * max(1.0, routed.arc_lower)
+            if stalled:  # its routing bound does not move the master: set this stop selection aside with its bound
+                closed.append(remaining)
+                self.set_aside += 1
+                master.exclude_selection(sel.decision.stop_interval, sel.decision.vehicles)
+            if per_pattern[pattern] >= rounds_per_pattern:
+                closed.append(remaining)
+                self.closed += 1
+                master.exclude_pattern(np.array(pattern))
+        return ended, closed + ([remaining] if remaining is not None else [])
+
+    def neighbourhood(self, max_rounds: int, progress: Progress | None) -> tuple[str, list[float]]:
+        """Too many patterns to branch over: plan the master's pattern, then the pattern the calibrated estimate
+        MIP likes best among those not yet planned, and so on. The master over every pattern gives the bound."""
+        master = self.master
+        sel = self._master_round()
+        self._first_round(sel)
+        if sel.decision is None:
+            return "time_limit", ([master.bound_of(sel.bound)] if np.isfinite(sel.bound) else [])
+        bound = master.bound_of(sel.bound)
+        pattern = tuple(bool(x) for x in sel.decision.branch_open)
+        self.patterns_seen.add(pattern)
+        alpha, beta, usable = self.heuristic(pattern)
+        self._master_plan(sel, bound)
+        planned = [pattern]
+        ended = "rounds"
+        while True:
+            if self.rounds >= max_rounds:
+                break
+            if self.left() < 2.0:
+                ended = "time_limit"
+                break
+            if progress:
+                progress("search", min(0.95, self.rounds / max_rounds))
+            self.rounds += 1
+            est = SelectionModel(self.problem, self.cls, mode="estimate", alpha=alpha, beta=beta, usable_s=usable)
+            for p in planned:
+                est.exclude_pattern(np.array(p))
+            nxt = est.solve(time_limit_s=max(1.0, min(self.left(), self.params.time_limit_s) * 0.5),
+                            gap=self.params.gap_tolerance)  # fmt: skip
+            if nxt.decision is None:
+                ended = "exhausted" if nxt.status == "infeasible" else "time_limit"
+                break
+            pattern = tuple(bool(x) for x in nxt.decision.branch_open)
+            planned.append(pattern)
+            self.patterns_seen.add(pattern)
+            self.heuristic(pattern)
+        if self._time_for_master():  # the routing cuts found meanwhile tighten the bound
+            again = self._master_round()
+            if again.decision is not None or np.isfinite(again.bound):
+                bound = self._tighter(bound, master.bound_of(again.bound))
+        return ended, [bound]
+
+    def _master_plan(self, sel: Any, bound: float) -> tuple[Routed, _Plan]:
+        """Route and evaluate the master's own plan, and record the round."""
+        routed = self.route(sel.decision)
+        plan = self.consider(sel.decision, routed)
+        self.history.append({"source": "master", "round": self.rounds,
+                             "pattern": _label(tuple(bool(x) for x in sel.decision.branch_open)), "bound": bound,
+                             "charged_driving": sel.eta, "routed_driving": routed.arc_cost,
+                             "exact_routing": routed.exact, "objective": plan.value[0],
+                             "meets_constraints": not plan.misses, "cuts": self.master.cuts})  # fmt: skip
+        return routed, plan
 
 
 def _label(pattern: tuple[bool, ...]) -> str:
@@ -281,6 +425,7 @@ def solve_plan(
     max_rounds: int = 60,
     rounds_per_pattern: int = 12,
     exact_stops: int = EXACT_ROUTING_STOPS,
+    exact_patterns: int = EXACT_PATTERN_BRANCHES,
     progress: Progress | None = None,
 ) -> PlannerResult:
     """Plan branches, bookmobile, desks and home delivery (see the module docstring).
@@ -296,6 +441,9 @@ def solve_plan(
         depends on the inputs and the seed, not on the machine's speed; the time limit is a safety net.
     exact_stops
         Stop sets with at most this many stops per interval are routed exactly.
+    exact_patterns
+        With at most this many branches free to open or close, the patterns are searched by branch-and-bound
+        (complete unless a limit stops it); with more, by a large-neighbourhood search seeded by the MIP.
 
     Raises
     ------
@@ -308,62 +456,15 @@ def solve_plan(
     t0 = time.perf_counter()
     cls = classes_of(problem)
     search = _Search(problem, cls, params, t0 + params.time_limit_s, max_iterations, tolerance, exact_stops)
-    master = search.master
     tol = search.tolerance
-    closed: dict[tuple[bool, ...], float] = {}
-    excluded: list[float] = []  # bounds of stop selections set aside
-    per_pattern: dict[tuple[bool, ...], int] = {}
-    remaining: float | None = None  # the master's bound over the patterns still open
-    ended = "rounds"
-    rounds = 0
-    while True:
-        if rounds >= max_rounds:
-            ended = "rounds"
-            break
-        if rounds and search.left() < 0.5:
-            ended = "time_limit"
-            break
-        rounds += 1
-        if progress:
-            progress("search", min(0.95, rounds / max_rounds))
-        sel = master.solve(time_limit_s=max(1.0, search.left()), gap=params.gap_tolerance)
-        if sel.decision is None:
-            if sel.status == "infeasible":
-                remaining = None  # nothing left: every pattern is evaluated or closed
-                ended = "exhausted"
-                if rounds == 1:
-                    _explain_infeasible(problem, cls, params)
-            else:
-                remaining = master.bound_of(sel.bound) if np.isfinite(sel.bound) else None
-                ended = "time_limit"
-            break
-        remaining = master.bound_of(sel.bound)
-        if not search.can_improve(remaining):
-            ended = "bound"
-            break
-        pattern = tuple(bool(x) for x in sel.decision.branch_open)
-        per_pattern[pattern] = per_pattern.get(pattern, 0) + 1
-        if pattern not in search.heuristic_done:
-            search.heuristic(pattern)
-        routed = search.route(sel.decision)
-        plan = search.consider(sel.decision, routed)
-        search.history.append({"source": "master", "round": rounds, "pattern": _label(pattern),
-                               "bound": remaining, "charged_driving": sel.eta, "routed_driving": routed.arc_cost,
-                               "exact_routing": routed.exact, "objective": plan.value[0],
-                               "meets_constraints": not plan.misses, "cuts": master.cuts})  # fmt: skip
-        exact_fit = routed.exact and routed.complete and not plan.misses
-        if exact_fit and routed.arc_cost <= sel.eta + 1e-7 * max(1.0, routed.arc_cost):
-            # the master charged this plan its true cost: nothing left is better than it
-            ended = "proven"
-            break
-        stalled = not routed.exact and routed.arc_lower <= sel.eta + 1e-7 * max(1.0, routed.arc_lower)
-        if stalled:  # its routing bound does not move the master: set this stop selection aside with its bound
-            excluded.append(remaining)
-            master.exclude_selection(sel.decision.stop_interval, sel.decision.vehicles)
-        if per_pattern[pattern] >= rounds_per_pattern:
-            closed[pattern] = remaining
-            master.exclude_pattern(np.array(pattern))
-    bounds = list(closed.values()) + excluded + ([remaining] if remaining is not None else [])
+    free = int((~problem.keep_mask & ~problem.close_mask).sum())
+    exhaustive = free <= exact_patterns
+    if exhaustive:
+        ended, bounds = search.branch_and_bound(max_rounds, rounds_per_pattern, progress)
+    else:
+        ended, bounds = search.neighbourhood(max_rounds, progress)
+    master = search.master
+    rounds = search.rounds
     best = search.best
     if best is None:
         complete = ended in ("bound", "proven", "exhausted")
@@ -398,13 +499,17 @@ def solve_plan(
         status = "time_limit"
     else:
         status = "feasible"
-    free = int((~problem.keep_mask & ~problem.close_mask).sum())
-    complete = ended in ("bound", "proven", "exhausted")
-    method = (
-        "best-first branch-and-bound over keep/close patterns, complete"
-        if complete
-        else f"best-first branch-and-bound over keep/close patterns, stopped by the {ended.replace('_', ' ')}"
-    )
+    complete = exhaustive and ended in ("bound", "proven", "exhausted")
+    stop = ended.replace("_", " ")
+    if exhaustive:
+        method = "best-first branch-and-bound over keep/close patterns, " + (
+            "complete" if complete else f"stopped by the {stop}"
+        )
+    else:
+        method = (
+            f"large-neighbourhood search over keep/close patterns seeded by the MIP ({free} free branches: more "
+            f"than {exact_patterns} to branch over), incomplete, ended by the {stop}"
+        )
     warnings = [f"the best plan found misses: {why}" for why in best.misses]
     if not complete:
         warnings.append(f"the search stopped on its {ended.replace('_', ' ')} before the bound met the plan")
@@ -420,9 +525,10 @@ def solve_plan(
         costs_today=costs(problem, base, bookmobile_operating=0.0), history=tuple(search.history),
         warnings=tuple(warnings),
         search={
-            "method": method, "ended_by": ended, "rounds": rounds, "patterns_total": 2**free,
-            "patterns_searched": len(per_pattern), "patterns_closed": len(closed),
-            "selections_set_aside": len(excluded),
+            "method": method, "exhaustive": exhaustive, "ended_by": ended, "rounds": rounds,
+            "patterns_total": 2**free,
+            "patterns_searched": len(search.patterns_seen), "patterns_closed": search.closed,
+            "selections_set_aside": search.set_aside,
             "plans_evaluated": search.evaluated, "routing_cuts": master.cuts,
             "routing": f"exact (set partitioning over Held-Karp tours) for up to {exact_stops} stops per interval, "
             "else OR-Tools with a spanning-tree lower bound",

@@ -69,6 +69,7 @@ from optimizer.planner.problem import WEEKS_PER_YEAR, PlanDecision, PlannerProbl
 
 Mode = Literal["bound", "estimate"]
 TIE = 1e-6  # weight of the secondary objective
+DEPTH = 5  # candidate neighbours per stop in the driving bound
 
 
 @dataclass
@@ -348,13 +349,11 @@ class SelectionModel:
             for _, _, _, v, cf, rhs in rows:
                 m.row(v, cf, rhs - 1e-6, np.inf)
 
-        # credit assignment (max_coverage, the credit floor, and the tie-break of min_cost)
+        # credit assignment (max_coverage and the credit floor; then also the tie-break of min_cost)
         need = problem.need_weights
         cred_vars: list[int] = []
         cred_coef_y: list[np.ndarray] = []
-        want_credit = goal is None and (
-            problem.objective == "max_coverage" or problem.min_credit is not None or (tie_break and mode == "estimate")
-        )
+        want_credit = goal is None and (problem.objective == "max_coverage" or problem.min_credit is not None)
         if want_credit:
             b_credit = problem.credits.branch.credit(np.nan_to_num(hours, nan=0.0))
             s_credit = (
@@ -454,7 +453,7 @@ class SelectionModel:
         m = self.m
         cost = problem.stop_arc_cost()
         s, nk = z_idx.shape
-        depth = 8  # candidates per list: a cut-off list stays valid, only weaker
+        depth = DEPTH  # candidates per list: a cut-off list stays valid, only weaker
         terms: list[int] = [self.eta]
         coefs: list[float] = [1.0]
         for q in range(nk):

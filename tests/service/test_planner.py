@@ -68,6 +68,9 @@ def scenario(base: dict[str, Any] | None = None, drop: tuple[str, ...] = (), **c
 TARGET = 0.8
 MIN_COST = scenario(drop=("budget_share",), objective="min_cost", fleet={"max_vehicles": 0},
                     standards={"coverage_target": TARGET})  # fmt: skip
+# 95% of the toy region needs bookmobile stops; one candidate stop is not enough
+WITH_STOPS = scenario(MIN_COST, fleet={"max_vehicles": 1}, standards={"coverage_target": 0.95})
+CAPPED = scenario(WITH_STOPS, stops={"max_candidates": 1})
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +395,12 @@ BAD: list[tuple[str, dict[str, Any] | str, tuple[str, ...]]] = [
                                                             "branchnet region import nowhere")),
     ("malformed-yaml", "region: toy\nobjective: [min_cost\n  budget: : 3\n", ("scenario.yaml", "not a readable YAML")),
     ("no-budget", scenario(drop=("budget_share",)), ("max_coverage needs a budget",)),
+    ("capacity-below-one-visitor", scenario(MIN_COST, stops={"visitors_per_hour": 0.5}),
+     ("stops.visitors_per_hour", "greater than or equal to 1")),
+    ("dwell-not-above-setup", scenario(MIN_COST, stops={"setup_min": 30, "max_dwell_min": 20}),
+     ("stops", "max_dwell_min (20) must exceed setup_min (30)")),
+    # with every candidate stop 95% is reachable (a test below checks it); the cap of one stop makes it unreachable
+    ("cap-makes-the-target-unreachable", CAPPED, ("standards.coverage_target", "stops.max_candidates=1", "raise it")),
 ]  # fmt: skip
 
 
@@ -409,7 +418,77 @@ def test_bad_scenarios_exit_2_naming_the_field(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 7. determinism
+# 7. candidate stops: independent of the decision, limited by what a visit can serve
+
+
+def test_forced_decisions_only_fix_variables_never_the_candidates(toy_region: RegionData) -> None:
+    from service.planner import build
+    from service.scenario import Scenario
+
+    free = build(toy_region, Scenario.parse(WITH_STOPS))
+    ids = free.problem.branch_ids
+    must = toy_region.branches["must_keep"].to_numpy(dtype=bool)
+    assert len(free.stops) > 3 and not free.candidates["cap_binds"]
+    for keep in ([], [ids[1]], [i for i, m in zip(ids, must, strict=True) if not m][:3]):
+        close = [i for i, m in zip(ids, must, strict=True) if not m and i not in keep]
+        forced = build(toy_region, Scenario.parse(scenario(WITH_STOPS, forced={"keep": keep, "close": close})))
+        assert forced.problem.stop_ids == free.problem.stop_ids
+        for name in ("stop_walk_s", "stop_dwell_s", "stop_travel_s", "stop_dist_m", "stop_conflict", "desk_reach"):
+            np.testing.assert_array_equal(getattr(forced.problem, name), getattr(free.problem, name), err_msg=name)
+        assert forced.problem.close_mask.sum() == len(close)
+
+
+def test_a_stop_counts_its_nearest_residents_up_to_what_its_longest_visit_serves(toy_region: RegionData) -> None:
+    """Recount every stop's catchment with networkx on the walk graph: the residents it counts are the nearest
+    ones within the walk, as many as the visitors per hour over the longest dwell and the uptake allow."""
+    import networkx as nx
+    from scipy.spatial import cKDTree
+
+    from service.planner import build
+    from service.scenario import Scenario
+
+    spec = Scenario.parse(scenario(WITH_STOPS, stops={"visitors_per_hour": 20, "max_dwell_min": 40}))
+    b = build(toy_region, spec)
+    cap = 20 * (40 - 10) / 60 / spec.stops.uptake  # people one visit serves: 250
+    walk = toy_region.walk
+    crs = walk.graph["crs"]
+    nodes = np.array(list(walk.nodes))
+    tree = cKDTree(np.array([(walk.nodes[n]["x"], walk.nodes[n]["y"]) for n in nodes]))
+    pts = toy_region.demand.to_crs(crs).get_coordinates().to_numpy()
+    p_dist, p_idx = tree.query(pts)
+    pop = toy_region.demand["population"].to_numpy(dtype=float)
+    limit = spec.standards.stop_walk_min * 60
+    speed = 4.8 / 3.6
+    limited = 0
+    for j, stop in enumerate(b.stops.to_crs(crs).get_coordinates().to_numpy()):
+        s_dist, s_idx = tree.query(stop)
+        reach = nx.single_source_dijkstra_path_length(walk, nodes[s_idx], cutoff=limit, weight="travel_time")
+        t = np.array([reach.get(nodes[k], np.inf) for k in p_idx]) + (p_dist + s_dist) / speed
+        within = np.flatnonzero(t <= limit)
+        order = within[np.lexsort((within, t[within]))]
+        counted = order[np.cumsum(pop[order]) <= cap + 1e-9]
+        expect = np.zeros(len(pop), dtype=bool)
+        expect[counted] = True
+        got = np.isfinite(b.problem.stop_walk_s[:, j])
+        np.testing.assert_array_equal(got, expect, err_msg=str(b.stops["stop_id"].iloc[j]))
+        assert pop[got].sum() <= cap + 1e-9
+        assert b.stops["catchment_population"].iloc[j] == pytest.approx(pop[within].sum())
+        # the dwell serves the counted visitors: 10 minutes set-up plus 3 minutes per visitor, at most 40
+        visitors = pop[got].sum() * spec.stops.uptake
+        assert b.problem.stop_dwell_s[j] == pytest.approx(min(600 + 180 * visitors, 2400))
+        limited += pop[within].sum() > cap
+    assert limited >= 3  # the capacity binds somewhere, or the test would prove nothing
+
+
+def test_every_candidate_reaches_what_the_cap_cannot(data_dir: Path, tmp_path: Path) -> None:
+    plan, _ = solve(data_dir, WITH_STOPS, tmp_path)
+    assert plan["decisions"]["bookmobile"]["stops_served"] >= 2
+    assert not plan["solver"]["candidates"]["cap_binds"]
+    assert all(plan["kpis"][y]["plan"]["covered_share"] >= 0.95 - 1e-9 for y in plan["optimised_for"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 8. determinism
 
 
 def test_the_same_scenario_twice_gives_the_same_decisions(max_coverage: Solved, data_dir: Path, tmp_path: Path) -> None:
