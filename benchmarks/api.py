@@ -36,8 +36,8 @@ import httpx
 import numpy as np
 
 from benchmarks._common import REPO, emit, verdict
-from service.local_server import branchnet_command, local_server
-from service.scenario import example
+from service.api.local_server import branchnet_command, local_server
+from service.plans.scenario import example
 
 API = "/api/v1"
 P99_TARGET_MS = 50.0

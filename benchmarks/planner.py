@@ -7,7 +7,7 @@ Usage::
 *Cold*: a fresh data directory and cache; the region is imported from the raw files in ``<shared>/data/rutland``
 (OSM extract, LSOA polygons and population, libraries, settlements), then the scenario is planned and every
 result file written. *Warm*: the stored region is loaded and the same scenario planned again (the matrix cache
-is warm). Baseline measured in the same run: the branch-only location plan (``service.jobs.run_plan``, p-median
+is warm). Baseline measured in the same run: the branch-only location study (a p-median scenario
 keeping 3 branches) on the loaded region, so the ratio shows what the joint planner adds.
 
 Targets (issue 5): cold <= 60 s and warm <= 10 s on this 2-core machine.
@@ -34,10 +34,10 @@ def main() -> None:
 
     from geodata.region import RegionSources, prepare_region
     from service.config import Settings
-    from service.jobs import PlanRequest, run_plan
-    from service.planner import run_network_plan
-    from service.regions import load_region, save_region
-    from service.scenario import Scenario
+    from service.plans.location import PlanRequest, run_plan
+    from service.plans.pipeline import run_network_plan
+    from service.plans.scenario import Scenario
+    from service.store.regions import load_region, save_region
 
     shared = shared_dir()
     if shared is None:

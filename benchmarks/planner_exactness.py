@@ -134,8 +134,8 @@ def _run(label: str, built: Any, patterns: list[np.ndarray], time_limit_s: float
 
 def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
     from geodata.region import RegionSources, prepare_region
-    from service.planner import build
-    from service.scenario import Scenario, example
+    from service.plans.pipeline import build
+    from service.plans.scenario import Scenario, example
 
     shared = shared_dir()
     if shared is None:
@@ -171,8 +171,8 @@ def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _demo(args: argparse.Namespace) -> list[dict[str, Any]]:
     from geodata.region import RegionSources, prepare_region
     from geodata.synthetic import generate_region, write_region
-    from service.planner import build
-    from service.scenario import Scenario, example
+    from service.plans.pipeline import build
+    from service.plans.scenario import Scenario, example
 
     with tempfile.TemporaryDirectory() as tmp:
         files = write_region(generate_region("demo", seed=42), Path(tmp) / "demo")

@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.replan [--time-limit S] [--councils angus,wrexham,...] [--modes same-day,free]
                                 [--seed N] [--ortools-share F] [--json]
 
-For every council in ``<shared>/data/uk_mobile_libraries/stops/`` and each mode, ``service.timetables.replan_file``
+For every council in ``<shared>/data/uk_mobile_libraries/stops/`` and each mode, ``service.plans.replan.replan_file``
 re-plans the timetable with the crow-fly travel model (haversine km x 1.3 / 40 km/h), writes the new CSV, reads it
 back and validates it against the original with the project's own evaluator (``optimizer.timetable``). Each line
 gives the stops, vehicles and route-days, whether the council is scored or excluded (and why), the real and the
@@ -55,7 +55,7 @@ def run_council(
     """Re-plan one council's timetable in one mode; return its benchmark record."""
     from geodata.errors import DataRepairWarning
     from optimizer.params import SolveParams
-    from service.timetables import load_timetable, replan_file
+    from service.plans.replan import load_timetable, replan_file
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -81,7 +81,7 @@ def run_council(
             )  # fmt: skip
     except Exception as exc:  # a benchmark line per council, whatever happens
         from optimizer.timetable import evaluate_timetable
-        from service.timetables import TravelModel, to_model, travel_matrix
+        from service.plans.replan import TravelModel, to_model, travel_matrix
 
         reason = evaluate_timetable(to_model(table), travel_matrix(table, TravelModel())).excluded_reason
         return record | {

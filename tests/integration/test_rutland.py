@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.regions import load_region
+from service.store.regions import load_region
 
 
 @pytest.fixture(scope="module")

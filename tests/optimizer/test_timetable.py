@@ -173,7 +173,7 @@ def test_same_day_keeps_each_stops_weekday_and_route_names() -> None:
 
 @pytest.mark.parametrize("mode", ["same-day", "free"])
 def test_replan_a_real_council(shared: Path, mode: str) -> None:
-    from service.timetables import load_timetable
+    from service.plans.replan import load_timetable
 
     _, real = load_timetable(shared / "data" / "uk_mobile_libraries" / "stops" / "south_gloucestershire.csv")
     travel = crowfly_travel(real.lon, real.lat)

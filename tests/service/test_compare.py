@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.compare import CompareError, compare_dirs, compare_plans
+from service.plans.compare import CompareError, compare_dirs, compare_plans
 
 runner = CliRunner()
 ENV = {"COLUMNS": "250"}

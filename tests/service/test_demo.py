@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import Settings
-from service.jobs import PlanRequest, region_kpis, run_plan
+from service.plans.location import PlanRequest, region_kpis, run_plan
 
 runner = CliRunner()
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from geodata.region import RegionData
 from service.cli import app
-from service.regions import save_region
+from service.store.regions import save_region
 
 runner = CliRunner()
 AGES = ("age_0_17", "age_18_64", "age_65_plus")
@@ -422,8 +422,8 @@ def test_bad_scenarios_exit_2_naming_the_field(
 
 
 def test_forced_decisions_only_fix_variables_never_the_candidates(toy_region: RegionData) -> None:
-    from service.planner import build
-    from service.scenario import Scenario
+    from service.plans.pipeline import build
+    from service.plans.scenario import Scenario
 
     free = build(toy_region, Scenario.parse(WITH_STOPS))
     ids = free.problem.branch_ids
@@ -444,8 +444,8 @@ def test_a_stop_counts_its_nearest_residents_up_to_what_its_longest_visit_serves
     import networkx as nx
     from scipy.spatial import cKDTree
 
-    from service.planner import build
-    from service.scenario import Scenario
+    from service.plans.pipeline import build
+    from service.plans.scenario import Scenario
 
     spec = Scenario.parse(scenario(WITH_STOPS, stops={"visitors_per_hour": 20, "max_dwell_min": 40}))
     b = build(toy_region, spec)
@@ -503,8 +503,8 @@ def test_projection_by_zone_and_area(toy_region) -> None:  # type: ignore[no-unt
     import numpy as np
 
     from optimizer.errors import InvalidProblemError
-    from service.planner import _population
-    from service.scenario import Scenario
+    from service.plans.pipeline import _population
+    from service.plans.scenario import Scenario
 
     demand = toy_region.demand
     zone = str(demand["group"].iloc[0])

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.regions import save_region
+from service.store.regions import save_region
 
 runner = CliRunner()
 

@@ -110,7 +110,7 @@ def test_bad_row_is_named_and_nothing_is_written(tmp_path: Path) -> None:
 
 
 def test_network_travel_on_a_stored_region(tmp_path: Path, toy_region) -> None:  # type: ignore[no-untyped-def]
-    from service.regions import save_region
+    from service.store.regions import save_region
 
     data = tmp_path / "var"
     save_region(toy_region, data / "regions")
@@ -137,7 +137,7 @@ def test_rows_moved_to_another_day_get_a_new_rule_and_start(tmp_path: Path) -> N
     import numpy as np
 
     from geodata.timetable import timetable_from_rows
-    from service.timetables import load_timetable, new_rows, to_model
+    from service.plans.replan import load_timetable, new_rows, to_model
 
     src = stops_csv(tmp_path / "stops.csv", ZIGZAG)
     rule = "FREQ=MONTHLY;BYDAY=1WE"

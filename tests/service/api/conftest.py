@@ -31,7 +31,7 @@ Fixtures
     ``make_app(db_url)``: the app on the parametrised database.
 ``keys`` (per test)
     :class:`Keys` for the ``api`` app: organisations ``a`` and ``b``, each with a ``viewer``, ``planner`` and
-    ``admin`` key made with :func:`service.auth.create_key`. ``keys["a"]["admin"]`` is the plain key,
+    ``admin`` key made with :func:`service.api.auth.create_key`. ``keys["a"]["admin"]`` is the plain key,
     ``keys.headers("a", "admin")`` the request headers, ``keys.org_id("a")`` the organisation's id.
 
 PostgreSQL: the binaries come from ``pg_config --bindir`` (or ``initdb`` on PATH) and PostGIS from the package
@@ -55,7 +55,7 @@ from typing import Any
 
 import pytest
 
-from service.local_server import free_port
+from service.api.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 LEAFLET = REPO / "node_modules" / "leaflet" / "dist"
@@ -239,7 +239,7 @@ def make_app(data_dir: Path) -> Iterator[AppFactory]:
     """``make_app(db_url=None, **settings_overrides) -> (TestClient, Services)``, closed at teardown."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.config import Settings
 
     stack = contextlib.ExitStack()
@@ -280,8 +280,8 @@ class Keys(dict[str, dict[str, str]]):
 
 def create_keys(services: Any, orgs: tuple[str, ...] = ("a", "b")) -> Keys:
     """A viewer, a planner and an admin key for each organisation (``org-<name>`` in the database)."""
-    from service.auth import create_key
-    from service.db import ROLES
+    from service.api.auth import create_key
+    from service.store.db import ROLES
 
     keys = Keys()
     with services.sessions() as session:

@@ -9,7 +9,7 @@ changes nothing; a foreign caller's successful call shows nothing of ``a``. ``te
 fails when an endpoint is added without its line.
 
 The world: organisation ``a`` has the toy region, a scenario and two succeeded runs whose results were written
-once by :func:`service.planner.run_network_plan`; the app runs without its executor, so queued runs stay queued.
+once by :func:`service.plans.pipeline.run_network_plan`; the app runs without its executor, so queued runs stay queued.
 Also here: ``branchnet keys create`` makes a working key, ``branchnet serve`` starts uvicorn with the app factory,
 and ``.env.example`` lists every setting.
 """
@@ -29,11 +29,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from service.api_regions import region_summary, store_region
-from service.auth import create_key
+from service.api.auth import create_key
+from service.api.regions import region_summary, store_region
 from service.config import REPO_ROOT, Settings
-from service.db import ROLES, ApiKey, Region, Run
-from service.db import Scenario as ScenarioRow
+from service.store.db import ROLES, ApiKey, Region, Run
+from service.store.db import Scenario as ScenarioRow
 from tests.service.api.conftest import LEAFLET, Keys, create_keys
 
 API = "/api/v1"
@@ -162,8 +162,8 @@ class World:
 @pytest.fixture(scope="session")
 def toy_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The result folder of one planner run on the toy region (plan, timetable, layers, map)."""
-    from service.planner import run_network_plan
-    from service.scenario import Scenario
+    from service.plans.pipeline import run_network_plan
+    from service.plans.scenario import Scenario
 
     out = tmp_path_factory.mktemp("access-results") / "plan"
     run_network_plan(toy_region, Scenario.parse(PLAN), out, leaflet_dir=LEAFLET, workers=1)
@@ -177,8 +177,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """Organisations a and b with keys; a's toy region, scenario and two succeeded runs (no executor)."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
-    from service.runner import summarize
+    from service.api.app import create_app
+    from service.runs.executor import summarize
 
     data_dir = tmp_path_factory.mktemp(f"access-{request.param}")
     url = None
@@ -262,7 +262,7 @@ def test_every_endpoint_is_in_the_matrix(world: World) -> None:
 def test_keys_create_prints_a_working_key_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from service.cli import app as cli
 
     monkeypatch.setenv("BRANCHNET_DATA_DIR", str(tmp_path / "data"))
@@ -298,7 +298,7 @@ def test_serve_runs_uvicorn_with_the_app_factory(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert calls == [
-        (("service.app:create_app",), {"factory": True, "host": "0.0.0.0", "port": 8123, "access_log": False})
+        (("service.api.app:create_app",), {"factory": True, "host": "0.0.0.0", "port": 8123, "access_log": False})
     ]
 
 

@@ -20,8 +20,8 @@ import httpx
 import pyogrio
 import pytest
 
-from service.local_server import LocalServer, branchnet_command, local_server
-from service.scenario import example
+from service.api.local_server import LocalServer, branchnet_command, local_server
+from service.plans.scenario import example
 from tests.service.api.conftest import LEAFLET
 
 API = "/api/v1"

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from service.db import migrate
-from service.scenario import example
+from service.plans.scenario import example
+from service.store.db import migrate
 from tests.service.api.conftest import create_keys
 
 ACTIVE = ("queued", "running")
@@ -59,7 +59,7 @@ def test_migrations_roll_back_and_forward(postgres: Any) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from service.db import MIGRATIONS
+    from service.store.db import MIGRATIONS
 
     url = postgres.create_database()
     try:
@@ -111,8 +111,8 @@ def test_run_on_postgres_fills_result_features(make_app: Any, postgres: Any, toy
     import geopandas as gpd
     import pyogrio
 
-    from service.db import Region
-    from service.regions import save_region
+    from service.store.db import Region
+    from service.store.regions import save_region
 
     url = postgres.create_database()
     engine = _engine(url)

@@ -21,9 +21,9 @@ import pytest
 from fastapi import HTTPException
 from sqlalchemy import select
 
-from service.api_regions import region_summary, store_region
-from service.db import ApiKey, Organisation, Region, Run
-from service.db import Scenario as ScenarioRow
+from service.api.regions import region_summary, store_region
+from service.store.db import ApiKey, Organisation, Region, Run
+from service.store.db import Scenario as ScenarioRow
 from tests.service.api.conftest import create_keys
 
 API = "/api/v1"

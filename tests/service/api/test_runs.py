@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import select, text, update
 
 from geodata.region import RegionData
-from service.db import Region, Run, Scenario
-from service.local_server import local_server
-from service.regions import save_region
-from service.scenario import example
+from service.api.local_server import local_server
+from service.plans.scenario import example
+from service.store.db import Region, Run, Scenario
+from service.store.regions import save_region
 from tests.service.api.conftest import LEAFLET, AppFactory, Keys, create_keys
 
 API = "/api/v1"
@@ -324,7 +324,7 @@ def test_server_and_worker_killed_then_restarted(
     settings = {"BRANCHNET_DATA_DIR": str(data_dir), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
                 "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1", "BRANCHNET_RUN_MAX_ATTEMPTS": "1"}  # fmt: skip
     # the database and file store, prepared by a first app (never started)
-    from service.app import create_app
+    from service.api.app import create_app
     from service.config import Settings
 
     services = create_app(Settings(data_dir=data_dir, leaflet_dir=LEAFLET)).state.services

@@ -8,7 +8,7 @@ background dispatcher thread polls for queued runs (so they survive restarts) an
 - :class:`DaskExecutor` (``settings.dask_scheduler`` set): each run is a task on a ``distributed`` cluster.
 
 Both run :func:`execute_run`, which opens its own engine, marks the run ``running`` (``attempts`` + 1, ``worker`` =
-``host:pid``), solves with :func:`service.planner.run_network_plan`, writes progress (0-100 %) and the stage to
+``host:pid``), solves with :func:`service.plans.pipeline.run_network_plan`, writes progress (0-100 %) and the stage to
 the database at most every half second, and ends ``succeeded`` (result files in the file store, a few KPIs in
 ``summary``; on PostGIS also the result layers in ``result_features``, in the same transaction) or ``failed``
 with the reason. Every write of an execution is conditional on owning the run (still ``running``, same attempt),
@@ -47,12 +47,12 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import Run, is_postgres, make_engine, now, session_scope
+from service.store.db import Run, is_postgres, make_engine, now, session_scope
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
-    from service.app import Services
+    from service.api.app import Services
 
 log = logging.getLogger("branchnet.runner")
 
@@ -145,7 +145,7 @@ class _Execution:
         self, run_id: str, engine: Engine, data_dir: Path, leaflet_dir: Path, workers: int, max_attempts: int
     ) -> None:
         from service.config import Settings
-        from service.store import FileStore
+        from service.store.files import FileStore
 
         self.run_id = run_id
         self.engine = engine
@@ -239,9 +239,9 @@ class _Execution:
         return "succeeded"
 
     def _plan(self, org_id: str, body: dict[str, Any], out_dir: Path) -> dict[str, Any]:
-        from service.planner import run_network_plan
-        from service.regions import load_region
-        from service.scenario import Scenario
+        from service.plans.pipeline import run_network_plan
+        from service.plans.scenario import Scenario
+        from service.store.regions import load_region
 
         scenario = Scenario.parse(body)
         self.progress("loading region", 0.0)
@@ -260,7 +260,7 @@ def failure_reason(exc: BaseException) -> str:
     """The reason shown to users: the message of a domain error (their input), ``internal error: ...`` else."""
     from geodata.errors import GeodataError
     from optimizer.errors import OptimizerError
-    from service.regions import RegionNotFoundError
+    from service.store.regions import RegionNotFoundError
 
     if isinstance(exc, OptimizerError | GeodataError | RegionNotFoundError):
         return str(exc).strip() or type(exc).__name__

@@ -3,7 +3,7 @@
 SQLite (a file under the data directory) is the embedded default; PostgreSQL with PostGIS is used when
 ``BRANCHNET_DATABASE_URL`` points to it, and then result geometries are also written to the PostGIS table
 ``result_features`` (one row per feature: run, layer, properties, geometry in EPSG:4326) that QGIS opens directly.
-Large artefacts (gpkg, html, csv) live in the file store (:mod:`service.store`), never in the database.
+Large artefacts (gpkg, html, csv) live in the file store (:mod:`service.store.files`), never in the database.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Region(Base):
 
 
 class Scenario(Base):
-    """A named planner scenario (the JSON of :class:`service.scenario.Scenario`)."""
+    """A named planner scenario (the JSON of :class:`service.plans.scenario.Scenario`)."""
 
     __tablename__ = "scenarios"
 

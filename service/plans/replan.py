@@ -125,8 +125,8 @@ def _travel(table: StopTimetable, model: TravelModel) -> tuple[np.ndarray, LegPa
 
     from geodata.matrix import travel_time_matrix
     from geodata.snapping import snap_points
-    from service.bookmobile import bookmobile_graph
-    from service.regions import load_region
+    from service.plans.bookmobile import bookmobile_graph
+    from service.store.regions import load_region
 
     region = load_region(model.region, model.regions_dir)
     van = bookmobile_graph(region.drive)

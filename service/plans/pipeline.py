@@ -39,10 +39,10 @@ from optimizer.planner import (
     solve_plan,
     today,
 )
-from service import maps, outputs
-from service.bookmobile import bookmobile_graph, stops_layer_of, timetable_outputs
-from service.jobs import study_area
-from service.scenario import AGE_GROUPS, Scenario
+from service.plans import maps, outputs
+from service.plans.bookmobile import bookmobile_graph, stops_layer_of, timetable_outputs
+from service.plans.location import study_area
+from service.plans.scenario import AGE_GROUPS, Scenario
 
 Progress = Callable[[str, float], None]
 MILE_M = 1609.344

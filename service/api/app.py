@@ -1,10 +1,10 @@
-"""The HTTP API: ``create_app()`` builds a FastAPI app from settings (``uvicorn --factory service.app:create_app``).
+"""The HTTP API: ``create_app()`` builds a FastAPI app from settings (``uvicorn --factory service.api.app:create_app``).
 
 Versioned under ``/api/v1``; OpenAPI at ``/api/v1/openapi.json`` and docs at ``/api/v1/docs``. Authentication is
 an API key in ``X-API-Key`` (or ``Authorization: Bearer ...``). Routers:
 
-- :mod:`service.api_regions` — regions (upload or register), scenarios (CRUD);
-- :mod:`service.api_runs` — runs (async, progress, cancel), results, compare.
+- :mod:`service.api.regions` — regions (upload or register), scenarios (CRUD);
+- :mod:`service.api.runs` — runs (async, progress, cancel), results, compare.
 
 The app owns one :class:`Services` (engine, sessions, file store, run executor) in ``app.state.services``.
 """
@@ -28,10 +28,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.auth import Principal, authenticate
+from service.api.auth import Principal, authenticate
 from service.config import Settings
-from service.db import make_engine, migrate
-from service.store import FileStore
+from service.store.db import make_engine, migrate
+from service.store.files import FileStore
 
 API = "/api/v1"
 log = logging.getLogger("branchnet.api")
@@ -110,7 +110,7 @@ class Services:
     sessions: sessionmaker[Session]
     files: FileStore
     metrics: Metrics
-    executor: Any = None  # service.runner.Executor, set at start-up
+    executor: Any = None  # service.runs.executor.Executor, set at start-up
 
     @property
     def postgis(self) -> bool:
@@ -159,7 +159,7 @@ async def principal(request: Request) -> Principal:
     """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 without a valid key."""
     from starlette.concurrency import run_in_threadpool
 
-    from service.auth import hash_key
+    from service.api.auth import hash_key
 
     key = _key_of(request)
     who: Principal | None = None
@@ -234,7 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.runner import make_executor
+        from service.runs.executor import make_executor
 
         svc.executor = make_executor(svc)
         svc.executor.start()
@@ -292,7 +292,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra.update(svc.executor.gauges())
         return svc.metrics.render(extra)
 
-    from service import api_regions, api_runs
+    from service.api import regions as api_regions
+    from service.api import runs as api_runs
 
     app.include_router(api_regions.router, prefix=API)
     app.include_router(api_runs.router, prefix=API)

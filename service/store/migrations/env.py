@@ -1,15 +1,15 @@
-"""Alembic environment: the URL comes from the caller (service.db.migrate) or -x url=... on the command line."""
+"""Alembic environment: the URL comes from the caller (service.store.db.migrate) or -x url=... on the command line."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from service.db import Base, make_engine
+from service.store.db import Base, make_engine
 
 config = context.config
 url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
 if not url:
-    raise RuntimeError("no database URL: call service.db.migrate(url) or pass -x url=...")
+    raise RuntimeError("no database URL: call service.store.db.migrate(url) or pass -x url=...")
 
 if context.is_offline_mode():
     context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)

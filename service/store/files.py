@@ -1,7 +1,7 @@
 """The file store: uploads, organisations' regions and run results under ``<data_dir>/files``.
 
 Paths are built from ids the service generated, never from client file names. Writes are atomic (a temporary
-folder renamed into place; see :func:`service.outputs.atomic_dir`), so a crashed run leaves nothing visible.
+folder renamed into place; see :func:`service.plans.outputs.atomic_dir`), so a crashed run leaves nothing visible.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class FileStore:
         return value
 
     def regions_dir(self, org_id: str) -> Path:
-        """The folder holding an organisation's regions (``service.regions`` layout, one folder per name)."""
+        """The folder holding an organisation's regions (``service.store.regions`` layout, one folder per name)."""
         return self.root / "orgs" / self._part(org_id) / "regions"
 
     def run_dir(self, org_id: str, run_id: str) -> Path:

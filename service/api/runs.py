@@ -6,7 +6,7 @@
 - results of a succeeded run (viewer; 409 before): ``/runs/{id}/plan`` (plan.json), ``/timetable.csv``,
   ``/layers.gpkg``, ``/layers/{layer}.geojson`` and ``/map`` (the Leaflet map);
 - ``GET /compare?runs=a,b[,c...]`` (viewer): the runs' KPIs side by side and, for each run after the first, its
-  comparison (:func:`service.compare.compare_plans`) with the first (``against=first``) or the previous run.
+  comparison (:func:`service.plans.compare.compare_plans`) with the first (``against=first``) or the previous run.
 
 Every lookup filters by the caller's organisation: a foreign id answers 404, exactly like a missing one.
 """
@@ -27,10 +27,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.app import Services, db, require, services
-from service.auth import Principal
-from service.db import Region, Run, Scenario, now
-from service.runner import rowcount
+from service.api.app import Services, db, require, services
+from service.api.auth import Principal
+from service.runs.executor import rowcount
+from service.store.db import Region, Run, Scenario, now
 
 router = APIRouter(tags=["runs"])
 
@@ -95,11 +95,11 @@ def _run(session: Session, who: Principal, run_id: str) -> Run:
 @router.post("/scenarios/{scenario_id}/runs", status_code=202, response_model=RunOut)
 def create_run(scenario_id: str, request: Request, response: Response, who: Planner, session: DB, svc: Svc) -> RunOut:
     """Queue a run of the scenario (its current body, validated again); poll ``GET /runs/{id}``."""
-    from service.regions import check_name
-    from service.scenario import Scenario as ScenarioSpec
+    from service.plans.scenario import Scenario as ScenarioSpec
+    from service.store.regions import check_name
 
     sc = _scenario(session, who, scenario_id)
-    spec = ScenarioSpec.parse(sc.body, source=f"scenario {sc.name!r}")  # ScenarioError: 422 (service.app)
+    spec = ScenarioSpec.parse(sc.body, source=f"scenario {sc.name!r}")  # ScenarioError: 422 (service.api.app)
     region = session.scalar(select(Region).where(Region.org_id == who.org_id, Region.name == spec.region))
     try:
         on_disk = (svc.files.regions_dir(who.org_id) / check_name(spec.region) / "region.json").is_file()
@@ -336,7 +336,7 @@ def compare(
     against: Annotated[Literal["first", "previous"], Query(description="compare each run with")] = "first",
 ) -> dict[str, Any]:
     """The runs' KPIs side by side, and each run after the first compared (B − A) with the first or previous one."""
-    from service.compare import CompareError, compare_plans
+    from service.plans.compare import CompareError, compare_plans
 
     ids = list(dict.fromkeys(x.strip() for x in runs.split(",") if x.strip()))
     if not 2 <= len(ids) <= MAX_COMPARE:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import ROLES, ApiKey, Organisation
+from service.store.db import ROLES, ApiKey, Organisation
 
 
 @dataclass(frozen=True)

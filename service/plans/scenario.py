@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optimizer.errors import InvalidProblemError
+from service.config import REPO_ROOT
 
 AGE_GROUPS = ("age_0_17", "age_18_64", "age_65_plus")
 AgeGroup = Literal["age_0_17", "age_18_64", "age_65_plus"]
@@ -294,7 +295,7 @@ def describe(exc: ValidationError) -> str:
 
 def example(file: str, /, **changes: Any) -> dict[str, Any]:
     """The scenario mapping of ``examples/<file>.yaml`` with top-level ``changes`` applied."""
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{file}.yaml"
+    path = REPO_ROOT / "examples" / f"{file}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: not a scenario mapping")

@@ -22,8 +22,8 @@ from optimizer.errors import InvalidProblemError
 from optimizer.kpis import access_kpis, nearest_open
 from optimizer.location import OBJECTIVES, Decay, LocationProblem, LocationResult, Objective, solve_location
 from optimizer.params import SolveParams
-from service import maps, outputs
-from service.bookmobile import BookmobileRequest, plan_bookmobile
+from service.plans import maps, outputs
+from service.plans.bookmobile import BookmobileRequest, plan_bookmobile
 
 Progress = Callable[[str, float], None]
 

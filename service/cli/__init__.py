@@ -16,10 +16,10 @@ from rich.table import Table
 from geodata.errors import GeodataError
 from geodata.region import RegionSources, prepare_region
 from optimizer.errors import OptimizerError
-from service.config import Settings
-from service.jobs import PlanRequest, region_kpis, run_plan
-from service.maps import MissingAssetsError
-from service.regions import RegionNotFoundError, list_regions, load_region, save_region
+from service.config import REPO_ROOT, Settings
+from service.plans.location import PlanRequest, region_kpis, run_plan
+from service.plans.maps import MissingAssetsError
+from service.store.regions import RegionNotFoundError, list_regions, load_region, save_region
 
 app = typer.Typer(help="Plan library networks: branches, bookmobiles and outreach.", no_args_is_help=True)
 region_app = typer.Typer(help="Import and inspect regions.", no_args_is_help=True)
@@ -149,7 +149,7 @@ def region_import(
         age_shares=_parse_shares(age_shares),
     )
     with user_errors():
-        from service.regions import check_name
+        from service.store.regions import check_name
 
         check_name(name)
         with progress_bar() as report:
@@ -240,8 +240,8 @@ def plan(
         scenario, region = Path(region), None
     with user_errors():
         if scenario is not None and _is_planner_file(scenario):
-            from service.planner import run_network_plan
-            from service.scenario import Scenario
+            from service.plans.pipeline import run_network_plan
+            from service.plans.scenario import Scenario
 
             spec = Scenario.from_file(scenario)
             if time_limit is not None or seed is not None:
@@ -277,7 +277,7 @@ def plan(
 def _is_planner_file(path: Path) -> bool:
     import yaml
 
-    from service.scenario import is_planner_scenario
+    from service.plans.scenario import is_planner_scenario
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -384,13 +384,13 @@ def demo(
 ) -> None:
     """Run the main job on a seeded synthetic merged municipality: generate, import, plan (joint planner), map."""
     from geodata.synthetic import generate_region, write_region
-    from service.planner import run_network_plan
-    from service.scenario import Scenario
+    from service.plans.pipeline import run_network_plan
+    from service.plans.scenario import Scenario
 
     settings = _settings()
     name = f"synthetic-{preset}-{seed}"
     with user_errors():
-        path = scenario or Path(__file__).resolve().parents[1] / "examples" / "demo_network.yaml"
+        path = scenario or REPO_ROOT / "examples" / "demo_network.yaml"
         spec = Scenario.from_file(path).model_copy(update={"region": name})
         src = settings.data_dir / "sources" / name
         if not (src / "README.txt").is_file():
@@ -439,7 +439,7 @@ SwapOption = Annotated[
 
 
 def _travel_model(travel: str, circuity: float, speed_kmh: float, region: str | None) -> Any:
-    from service.timetables import TravelModel
+    from service.plans.replan import TravelModel
 
     if travel not in ("crowfly", "network"):
         raise typer.BadParameter(f"--travel {travel!r}: use crowfly or network")
@@ -476,7 +476,7 @@ def timetable_replan(
     Writes the new CSV, one .ics calendar per vehicle and the route lines (along the roads with --travel network).
     """
     from optimizer.params import SolveParams
-    from service.timetables import replan_file
+    from service.plans.replan import replan_file
 
     settings = _settings()
     model, mode_ = _travel_model(travel, circuity, speed_kmh, region), _mode(mode)
@@ -532,7 +532,7 @@ def timetable_check(
     swap_reversed_times: SwapOption = False,
 ) -> None:
     """Print the evaluator's report: cycle driving, span limit, overlaps, clashes; with --against, violations."""
-    from service.timetables import check_file
+    from service.plans.replan import check_file
 
     model, mode_ = _travel_model(travel, circuity, speed_kmh, region), _mode(mode)
     with user_errors():
@@ -563,7 +563,7 @@ def compare(
     ] = None,
 ) -> None:
     """Compare two plans: planned KPIs and costs side by side, and the change in access by group, zone and area."""
-    from service.compare import compare_dirs, comparison_tables, default_output, write_comparison
+    from service.plans.compare import compare_dirs, comparison_tables, default_output, write_comparison
 
     with user_errors():
         result = compare_dirs(dir_a, dir_b)
@@ -591,8 +591,8 @@ def keys_create(
     """Create an API key and print it once (only its hash is stored); the database is migrated first."""
     from sqlalchemy.orm import sessionmaker
 
-    from service.auth import create_key
-    from service.db import ROLES, make_engine, migrate, session_scope
+    from service.api.auth import create_key
+    from service.store.db import ROLES, make_engine, migrate, session_scope
 
     if role not in ROLES:
         raise typer.BadParameter(f"--role {role!r}: use {', '.join(ROLES)}")
@@ -622,7 +622,7 @@ def serve(
     import uvicorn
 
     # our structured request log replaces uvicorn's access log (one line per request, not two)
-    uvicorn.run("service.app:create_app", factory=True, host=host, port=port, access_log=False)
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, access_log=False)
 
 
 if __name__ == "__main__":

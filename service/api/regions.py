@@ -8,10 +8,10 @@ the shared data folder or ``<data_dir>/sources``). Uploads are streamed to a fre
 names the service makes up (``osm.osm.pbf``, ``population.geojson``, ...): a client's file name only lends its
 extension, checked against an allow-list, and never reaches the file system. Each file may be at most
 ``max_upload_mb``. The import (:func:`geodata.region.prepare_region`) runs in a worker thread; the region is
-saved atomically and a :class:`service.db.Region` row records its summary and the current network's KPIs. A
+saved atomically and a :class:`service.store.db.Region` row records its summary and the current network's KPIs. A
 failed import stores nothing.
 
-Scenarios: the JSON of :class:`service.scenario.Scenario`, validated on every write (422 naming the field); its
+Scenarios: the JSON of :class:`service.plans.scenario.Scenario`, validated on every write (422 naming the field); its
 ``region`` must be a region of the caller's organisation. ``PUT`` replaces the body and bumps ``version``
 (``If-Match: <version>`` makes it conditional).
 
@@ -46,14 +46,14 @@ from starlette.concurrency import run_in_threadpool
 
 from geodata.errors import GeodataError
 from geodata.region import RegionData, RegionSources, prepare_region
-from service.app import Services, db, require, services
-from service.auth import Principal
-from service.db import Region, Run, now
-from service.db import Scenario as ScenarioRow
-from service.jobs import region_kpis
-from service.regions import check_name, save_region
-from service.scenario import Scenario, describe
-from service.store import FileStore
+from service.api.app import Services, db, require, services
+from service.api.auth import Principal
+from service.plans.location import region_kpis
+from service.plans.scenario import Scenario, describe
+from service.store.db import Region, Run, now
+from service.store.db import Scenario as ScenarioRow
+from service.store.files import FileStore
+from service.store.regions import check_name, save_region
 
 router = APIRouter()
 log = logging.getLogger("branchnet.api.regions")
@@ -706,7 +706,7 @@ def _scenario_out(row: ScenarioRow, region_name: str) -> dict[str, Any]:
 
 def _validate(session: Session, who: Principal, body: Any) -> tuple[Scenario, Region]:
     """The parsed scenario and its region (of the caller's organisation); 422 naming the field otherwise."""
-    spec = Scenario.parse(body, source="scenario")  # ScenarioError: 422 naming the field (service.app)
+    spec = Scenario.parse(body, source="scenario")  # ScenarioError: 422 naming the field (service.api.app)
     if len(spec.name) > 200:
         raise HTTPException(422, f"scenario: name: at most 200 characters, not {len(spec.name)}")
     region = _region_by_name(session, who.org_id, spec.region)
