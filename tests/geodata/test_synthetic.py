@@ -15,7 +15,6 @@ import pytest
 import shapely
 from scipy.spatial import cKDTree
 
-from geodata import synthetic
 from geodata._osm import OsmExtract, read_osm
 from geodata.network import build_network
 from geodata.synthetic import (
@@ -25,6 +24,7 @@ from geodata.synthetic import (
     generate_region,
     synthetic_road_graph,
     write_region,
+    writer,
 )
 
 SEED = 7
@@ -112,7 +112,7 @@ def test_write_region_replaces_atomically(
         path.write_text("<osm")
         raise OSError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_osm", broken)
+    monkeypatch.setattr(writer, "_write_osm", broken)  # write_region looks _write_osm up in its own module
     with pytest.raises(OSError, match="disk full"):
         write_region(toy, out)
     assert (out / "roads.osm").read_bytes() == before
