@@ -45,7 +45,7 @@ class CostModel:
         for name in ("hourly_cost", "fixed_cost", "weeks_per_year", "closure_cost"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"CostModel.{name} must be a non-negative number, not {value!r}")
+                raise InvalidValueError(f"CostModel.{name} must be a non-negative number, not {value!r}")
 
     def annual_cost(self, staffed_hours_per_week: float) -> float:
         return staffed_hours_per_week * self.weeks_per_year * self.hourly_cost + self.fixed_cost

@@ -20,7 +20,7 @@ import osmnx as ox
 
 from geodata import _cache
 from geodata._osm import OsmExtract, read_osm
-from geodata.errors import NetworkBuildError
+from geodata.errors import InvalidValueError, NetworkBuildError
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,11 @@ class SpeedProfile:
     def __post_init__(self) -> None:
         speeds = [self.fallback_kph, *self.hwy_speeds.values()]
         if not all(np.isfinite(s) and s > 0 for s in speeds):
-            raise ValueError(f"speed profile {self.name!r}: every speed must be a positive number of km/h")
+            raise InvalidValueError(f"speed profile {self.name!r}: every speed must be a positive number of km/h")
         if self.max_kph is not None and not self.max_kph > 0:
-            raise ValueError(f"speed profile {self.name!r}: max_kph must be positive")
+            raise InvalidValueError(f"speed profile {self.name!r}: max_kph must be positive")
         if not 0 < self.factor <= 2:
-            raise ValueError(f"speed profile {self.name!r}: factor must lie in (0, 2]")
+            raise InvalidValueError(f"speed profile {self.name!r}: factor must lie in (0, 2]")
 
     @classmethod
     def from_file(cls, path: str | Path, *, base: SpeedProfile | None = None) -> SpeedProfile:
@@ -110,7 +110,7 @@ class SpeedProfile:
         known = {"name", "hwy_speeds", "fallback_kph", "max_kph", "factor", "use_maxspeed"}
         if not isinstance(data, dict) or set(data) - known:
             extra = sorted(set(data) - known) if isinstance(data, dict) else data
-            raise ValueError(f"{path}: unknown speed profile field(s) {extra}; known are {sorted(known)}")
+            raise InvalidValueError(f"{path}: unknown speed profile field(s) {extra}; known are {sorted(known)}")
         speeds = {**base.hwy_speeds, **{str(k): float(v) for k, v in (data.get("hwy_speeds") or {}).items()}}
         try:
             return SpeedProfile(
@@ -122,7 +122,7 @@ class SpeedProfile:
                 use_maxspeed=bool(data.get("use_maxspeed", base.use_maxspeed)),
             )
         except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise InvalidValueError(f"{path}: {exc}") from None
 
     def as_dict(self) -> dict[str, object]:
         """Return the profile as plain data (for cache keys and reports)."""

@@ -53,7 +53,7 @@ class AgeShares:
     def __post_init__(self) -> None:
         shares = self.as_array()
         if (shares < 0).any() or abs(shares.sum() - 1) > 1e-9:
-            raise ValueError(f"age shares must be non-negative and sum to 1, got {shares.tolist()}")
+            raise InvalidValueError(f"age shares must be non-negative and sum to 1, got {shares.tolist()}")
 
     def as_array(self) -> np.ndarray:
         return np.array([self.age_0_17, self.age_18_64, self.age_65_plus])
@@ -85,10 +85,10 @@ def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
     """
     w = np.asarray(weights, dtype=np.float64)
     if total < 0 or (w < 0).any() or not np.isfinite(w).all():
-        raise ValueError("largest_remainder needs a non-negative total and finite non-negative weights")
+        raise InvalidValueError("largest_remainder needs a non-negative total and finite non-negative weights")
     if len(w) == 0:
         if total:
-            raise ValueError(f"cannot place {total} people on no points")
+            raise InvalidValueError(f"cannot place {total} people on no points")
         return np.zeros(0, dtype=np.int64)
     if w.sum() <= 0:
         w = np.ones_like(w)

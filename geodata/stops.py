@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from geodata.errors import InvalidValueError
 from geodata.matrix import travel_time_matrix
 from geodata.population import AGE_GROUPS
 
@@ -54,9 +55,9 @@ class StopRules:
 
     def __post_init__(self) -> None:
         if not self.walk_min > 0 or not self.walk_kph > 0:
-            raise ValueError("walk_min and walk_kph must be positive")
+            raise InvalidValueError("walk_min and walk_kph must be positive")
         if self.min_population < 0 or self.min_branch_distance_m < 0:
-            raise ValueError("min_population and min_branch_distance_m must be non-negative")
+            raise InvalidValueError("min_population and min_branch_distance_m must be non-negative")
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,11 @@ class StopCapacity:
 
     def __post_init__(self) -> None:
         if not self.visitors_per_hour >= 1:
-            raise ValueError(f"visitors_per_hour must be at least 1, not {self.visitors_per_hour!r}")
+            raise InvalidValueError(f"visitors_per_hour must be at least 1, not {self.visitors_per_hour!r}")
         if not 0 < self.uptake <= 1:
-            raise ValueError(f"uptake must lie in (0, 1], not {self.uptake!r}")
+            raise InvalidValueError(f"uptake must lie in (0, 1], not {self.uptake!r}")
         if not 0 <= self.setup_min < self.max_dwell_min:
-            raise ValueError(
+            raise InvalidValueError(
                 f"setup_min ({self.setup_min!r}) must be non-negative and below max_dwell_min ({self.max_dwell_min!r})"
             )
 

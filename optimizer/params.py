@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from optimizer.errors import InvalidProblemError
+
 
 @dataclass(frozen=True)
 class SolveParams:
@@ -37,11 +39,11 @@ class SolveParams:
 
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
-            raise ValueError(f"time_limit_s must be positive, not {self.time_limit_s!r}")
+            raise InvalidProblemError(f"time_limit_s must be positive, not {self.time_limit_s!r}")
         if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, not {self.workers!r}")
+            raise InvalidProblemError(f"workers must be at least 1, not {self.workers!r}")
         if not 0 <= self.gap_tolerance < 1:
-            raise ValueError(f"gap_tolerance must lie in [0, 1), not {self.gap_tolerance!r}")
+            raise InvalidProblemError(f"gap_tolerance must lie in [0, 1), not {self.gap_tolerance!r}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> SolveParams:
@@ -53,5 +55,5 @@ class SolveParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown solve parameter(s) {unknown}; known are {sorted(known)}")
+            raise InvalidProblemError(f"{path}: unknown solve parameter(s) {unknown}; known are {sorted(known)}")
         return cls(**data)

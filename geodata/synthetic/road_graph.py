@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from geodata.errors import InvalidValueError
 from geodata.network import DEFAULT_HWY_SPEEDS
 from geodata.synthetic._geometry import to_lonlat
 from geodata.synthetic.names import Namer
@@ -49,7 +50,7 @@ def synthetic_road_graph(n_nodes: int, *, seed: int = 0) -> nx.MultiDiGraph:
         When ``n_nodes`` is below 500 or above 5,000,000.
     """
     if not 500 <= n_nodes <= 5_000_000:
-        raise ValueError(f"n_nodes must lie in [500, 5e6], got {n_nodes}")
+        raise InvalidValueError(f"n_nodes must lie in [500, 5e6], got {n_nodes}")
     population = int(n_nodes * _PERSONS_PER_NODE)
     n_muni = int(np.clip(round(population / 40_000), 3, 400))
     spec = SyntheticSpec(

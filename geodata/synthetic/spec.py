@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from geodata.errors import InvalidValueError
+
 #: Projected CRS in which everything is generated (ETRS89 / UTM zone 32N, metres).
 CRS: Final = "EPSG:25832"
 #: CRS of every output file.
@@ -75,43 +77,47 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if not 2 <= self.n_municipalities <= 400:
-            raise ValueError(f"n_municipalities must lie in [2, 400], got {self.n_municipalities}")
+            raise InvalidValueError(f"n_municipalities must lie in [2, 400], got {self.n_municipalities}")
         lo, hi = self.town_population
         if not 100 <= lo <= hi <= 5_000_000:
-            raise ValueError(f"town_population must satisfy 100 <= low <= high <= 5e6, got {self.town_population}")
+            raise InvalidValueError(
+                f"town_population must satisfy 100 <= low <= high <= 5e6, got {self.town_population}"
+            )
         if not 1_000 <= self.population <= 20_000_000:
-            raise ValueError(f"population must lie in [1000, 2e7], got {self.population}")
+            raise InvalidValueError(f"population must lie in [1000, 2e7], got {self.population}")
         if self.population < 1.3 * self.n_municipalities * lo:
-            raise ValueError(
+            raise InvalidValueError(
                 f"population {self.population} is too small for {self.n_municipalities} main towns of at least "
                 f"{lo} residents (need at least {math.ceil(1.3 * self.n_municipalities * lo)})"
             )
         if not 5.0 <= self.density_per_km2 <= 5_000.0:
-            raise ValueError(f"density_per_km2 must lie in [5, 5000], got {self.density_per_km2}")
+            raise InvalidValueError(f"density_per_km2 must lie in [5, 5000], got {self.density_per_km2}")
         if not 0.05 <= self.urban_share <= 0.95:
-            raise ValueError(f"urban_share must lie in [0.05, 0.95], got {self.urban_share}")
+            raise InvalidValueError(f"urban_share must lie in [0.05, 0.95], got {self.urban_share}")
         if not 0.0 <= self.farm_share <= 0.5:
-            raise ValueError(f"farm_share must lie in [0, 0.5], got {self.farm_share}")
+            raise InvalidValueError(f"farm_share must lie in [0, 0.5], got {self.farm_share}")
         if self.urban_share + self.farm_share > 0.97:
-            raise ValueError("farm_share: urban_share + farm_share must leave at least 3% for villages")
+            raise InvalidValueError("farm_share: urban_share + farm_share must leave at least 3% for villages")
         if not 0.5 <= self.zipf_exponent <= 3.0:
-            raise ValueError(f"zipf_exponent must lie in [0.5, 3], got {self.zipf_exponent}")
+            raise InvalidValueError(f"zipf_exponent must lie in [0.5, 3], got {self.zipf_exponent}")
         if not 5 <= self.min_settlement <= 1_000:
-            raise ValueError(f"min_settlement must lie in [5, 1000], got {self.min_settlement}")
+            raise InvalidValueError(f"min_settlement must lie in [5, 1000], got {self.min_settlement}")
         if not self.min_settlement < self.village_threshold <= lo:
-            raise ValueError(
+            raise InvalidValueError(
                 f"village_threshold must lie in (min_settlement, town_population[0]], got {self.village_threshold}"
             )
         if not self.village_threshold < self.village_max <= hi:
-            raise ValueError(f"village_max must lie in (village_threshold, town_population[1]], got {self.village_max}")
+            raise InvalidValueError(
+                f"village_max must lie in (village_threshold, town_population[1]], got {self.village_max}"
+            )
         if not 1.0 <= self.persons_per_building <= 10.0:
-            raise ValueError(f"persons_per_building must lie in [1, 10], got {self.persons_per_building}")
+            raise InvalidValueError(f"persons_per_building must lie in [1, 10], got {self.persons_per_building}")
         s_lo, s_hi = self.node_spacing_m
         if not 20.0 <= s_lo <= s_hi <= 2_000.0:
-            raise ValueError(f"node_spacing_m must satisfy 20 <= low <= high <= 2000, got {self.node_spacing_m}")
+            raise InvalidValueError(f"node_spacing_m must satisfy 20 <= low <= high <= 2000, got {self.node_spacing_m}")
         lon, lat = self.centre
         if not (3.0 <= lon <= 15.0 and 45.0 <= lat <= 70.0):
-            raise ValueError(f"centre must lie in UTM zone 32N (lon 3-15, lat 45-70), got {self.centre}")
+            raise InvalidValueError(f"centre must lie in UTM zone 32N (lon 3-15, lat 45-70), got {self.centre}")
 
 
 #: Named specifications. ``toy`` is for unit tests, ``demo`` for ``make demo``, the rest for scale benchmarks.
@@ -147,5 +153,5 @@ def resolve_spec(spec: SyntheticSpec | str) -> SyntheticSpec:
     if isinstance(spec, SyntheticSpec):
         return spec
     if spec not in PRESETS:
-        raise ValueError(f"unknown preset {spec!r}; choose one of {', '.join(PRESETS)}")
+        raise InvalidValueError(f"unknown preset {spec!r}; choose one of {', '.join(PRESETS)}")
     return PRESETS[spec]

@@ -28,8 +28,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from geodata.errors import GeodataError
+from optimizer.errors import OptimizerError
+from service import errors
 from service.api.auth import Principal, authenticate
 from service.config import Settings
+from service.errors import ServiceError
 from service.store.db import make_engine, migrate
 from service.store.files import FileStore
 
@@ -261,14 +265,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(ObserveMiddleware, svc=svc)
 
-    # the one error table of the API: domain errors (bad scenario, bad data) answer 422 with their message
-    from geodata.errors import GeodataError
-    from optimizer.errors import InvalidProblemError
-
-    @app.exception_handler(InvalidProblemError)
+    # the one error table (service.errors): the user's errors answer their status with their message
+    @app.exception_handler(ServiceError)
+    @app.exception_handler(OptimizerError)
     @app.exception_handler(GeodataError)
     async def domain_error(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": errors.message(exc)}, status_code=errors.classify(exc).status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

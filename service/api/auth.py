@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.errors import BadRequestError
 from service.store.db import ROLES, ApiKey, Organisation
 
 
@@ -37,9 +38,9 @@ def hash_key(key: str) -> str:
 def create_key(session: Session, org_name: str, role: str, name: str = "") -> tuple[str, ApiKey]:
     """Create a key (and the organisation if new); return the plain key (shown once) and its row."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise BadRequestError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not org_name.strip():
-        raise ValueError("the organisation name must not be empty")
+        raise BadRequestError("the organisation name must not be empty")
     org = session.scalar(select(Organisation).where(Organisation.name == org_name))
     if org is None:
         org = Organisation(name=org_name)

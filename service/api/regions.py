@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import func, select
@@ -48,6 +48,15 @@ from geodata.errors import GeodataError
 from geodata.region import RegionData, RegionSources, prepare_region
 from service.api.app import Services, db, require, services
 from service.api.auth import Principal
+from service.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PreconditionFailedError,
+    ServiceError,
+    UnsupportedMediaError,
+)
 from service.plans.location import region_kpis
 from service.plans.scenario import Scenario, describe
 from service.store.db import Region, Run, now
@@ -110,22 +119,22 @@ async def json_body(request: Request) -> Any:
     """The request body as JSON: 415 for another content type, 413 above 1 MB, 422 naming where it is malformed."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise HTTPException(415, f"send JSON with 'Content-Type: application/json', not {_media(media)}")
+        raise UnsupportedMediaError(f"send JSON with 'Content-Type: application/json', not {_media(media)}")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_JSON_BYTES:
-            raise HTTPException(413, f"the JSON body is larger than {MAX_JSON_BYTES // MB} MB")
+            raise PayloadTooLargeError(f"the JSON body is larger than {MAX_JSON_BYTES // MB} MB")
     if not raw.strip():
-        raise HTTPException(422, "the request body is empty; send a JSON object")
+        raise BadRequestError("the request body is empty; send a JSON object")
     try:
         return json.loads(bytes(raw), parse_constant=_no_constant)
     except UnicodeDecodeError:
-        raise HTTPException(422, "the request body is not UTF-8 encoded JSON") from None
+        raise BadRequestError("the request body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
-        raise HTTPException(422, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise BadRequestError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
-        raise HTTPException(422, "malformed JSON: nested too deeply") from None
+        raise BadRequestError("malformed JSON: nested too deeply") from None
 
 
 def _media(media: str) -> str:
@@ -133,7 +142,7 @@ def _media(media: str) -> str:
 
 
 def _no_constant(name: str) -> Any:
-    raise HTTPException(422, f"malformed JSON: {name} is not a JSON number")
+    raise BadRequestError(f"malformed JSON: {name} is not a JSON number")
 
 
 Body = Annotated[Any, Depends(json_body)]
@@ -210,7 +219,7 @@ def store_region(
             session.flush()
         except IntegrityError:
             session.rollback()
-            raise HTTPException(409, f"a region named {region.name!r} already exists in your organisation") from None
+            raise ConflictError(f"a region named {region.name!r} already exists in your organisation") from None
         if target.exists():  # a leftover without a row (we hold the name): replace it
             os.replace(target, staging / "leftover")
         os.replace(staged, target)
@@ -247,7 +256,7 @@ def _iso(value: datetime | None) -> str | None:
 def _own_region(session: Session, who: Principal, region_id: str) -> Region:
     row = session.get(Region, region_id)
     if row is None or row.org_id != who.org_id:
-        raise HTTPException(404, f"region {region_id!r} not found")
+        raise NotFoundError(f"region {region_id!r} not found")
     return row
 
 
@@ -313,17 +322,17 @@ def _parse_shares(text: str) -> tuple[float, float, float]:
     try:
         a, b, c = (float(x) for x in text.split(","))
     except ValueError:
-        raise HTTPException(422, f"age_shares: {text!r} is not three numbers, e.g. 0.2,0.6,0.2") from None
+        raise BadRequestError(f"age_shares: {text!r} is not three numbers, e.g. 0.2,0.6,0.2") from None
     return (a, b, c)
 
 
 def _check_options(name: str | None, options: dict[str, str]) -> str:
     if not name:
-        raise HTTPException(422, "name: missing; give the region a name (lower-case letters, digits, '-' or '_')")
+        raise BadRequestError("name: missing; give the region a name (lower-case letters, digits, '-' or '_')")
     try:
         check_name(name)
     except ValueError as exc:
-        raise HTTPException(422, f"name: {exc}") from None
+        raise BadRequestError(f"name: {exc}") from None
     if "age_shares" in options:
         _parse_shares(options["age_shares"])
     if "crs" in options:
@@ -333,7 +342,7 @@ def _check_options(name: str | None, options: dict[str, str]) -> str:
         try:
             CRS.from_user_input(options["crs"])
         except CRSError as exc:
-            raise HTTPException(422, f"crs: {options['crs']!r} is not a coordinate reference system ({exc})") from None
+            raise BadRequestError(f"crs: {options['crs']!r} is not a coordinate reference system ({exc})") from None
     return name
 
 
@@ -344,7 +353,7 @@ def extension(field_name: str, filename: str) -> str:
         if lower.endswith(ext) and len(lower) > len(ext):
             return ext
     shown = filename if len(filename) <= 80 else filename[:77] + "..."
-    raise HTTPException(422, f"{field_name}: the file {shown!r} is not of a supported type; "
+    raise BadRequestError(f"{field_name}: the file {shown!r} is not of a supported type; "
                             f"use {', '.join(FILE_TYPES[field_name])}")  # fmt: skip
 
 
@@ -390,7 +399,7 @@ class MultipartUpload:
     def _add(self, attr: str, data: bytes) -> None:
         setattr(self, attr, getattr(self, attr) + data)
         if len(getattr(self, attr)) > 8192:
-            raise HTTPException(422, "a multipart part header is too long")
+            raise BadRequestError("a multipart part header is too long")
 
     def _begin(self) -> None:
         self._part = _Part()
@@ -409,12 +418,12 @@ class MultipartUpload:
         part.name = name
         part.filename = filename.decode("utf-8", "replace") if filename is not None else None
         if not name:
-            raise HTTPException(422, "a multipart part has no field name (Content-Disposition: form-data; name=...)")
+            raise BadRequestError("a multipart part has no field name (Content-Disposition: form-data; name=...)")
         if name in self.files or name in self.text:
-            raise HTTPException(422, f"{name}: given more than once")
+            raise BadRequestError(f"{name}: given more than once")
         if name in FILE_TYPES:
             if part.filename is None:
-                raise HTTPException(422, f"{name}: send a file (a multipart part with a filename), not a text field")
+                raise BadRequestError(f"{name}: send a file (a multipart part with a filename), not a text field")
             if part.filename == "":  # an HTML form's empty file input: the field is absent unless it has data
                 return
             ext = extension(name, part.filename)
@@ -424,9 +433,9 @@ class MultipartUpload:
             self.labels[name] = f"{name} ({_printable(part.filename)})"
         elif name in TEXT_FIELDS:
             if part.filename is not None:
-                raise HTTPException(422, f"{name}: a text field, not a file")
+                raise BadRequestError(f"{name}: a text field, not a file")
         else:
-            raise HTTPException(422, f"unknown form field {_printable(name)!r}; files: {', '.join(FILE_TYPES)}; "
+            raise BadRequestError(f"unknown form field {_printable(name)!r}; files: {', '.join(FILE_TYPES)}; "
                                     f"fields: {', '.join(TEXT_FIELDS)}")  # fmt: skip
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -439,10 +448,10 @@ class MultipartUpload:
             if part.handle is not None:
                 part.handle.write(data[start:end])
             elif size:
-                raise HTTPException(422, f"{part.name}: a file part with an empty file name")
+                raise BadRequestError(f"{part.name}: a file part with an empty file name")
         else:
             if part.size > MAX_TEXT_BYTES:
-                raise HTTPException(422, f"{part.name}: longer than {MAX_TEXT_BYTES} bytes")
+                raise BadRequestError(f"{part.name}: longer than {MAX_TEXT_BYTES} bytes")
             part.text += data[start:end]
 
     def _end(self) -> None:
@@ -451,12 +460,12 @@ class MultipartUpload:
             part.handle.close()
             part.handle = None
             if part.size == 0:
-                raise HTTPException(422, f"{part.name}: the uploaded file {self.labels[part.name]} is empty")
+                raise BadRequestError(f"{part.name}: the uploaded file {self.labels[part.name]} is empty")
         elif part.name in TEXT_FIELDS:
             try:
                 value = part.text.decode("utf-8").strip()
             except UnicodeDecodeError:
-                raise HTTPException(422, f"{part.name}: not UTF-8 text") from None
+                raise BadRequestError(f"{part.name}: not UTF-8 text") from None
             if value:
                 self.text[part.name] = value
 
@@ -475,7 +484,7 @@ async def read_upload(request: Request, files: FileStore, limit_mb: float) -> Im
     _, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
     if not boundary:
-        raise HTTPException(422, "multipart/form-data without a boundary")
+        raise BadRequestError("multipart/form-data without a boundary")
     limit = int(limit_mb * MB)
     folder = files.upload_dir(uuid.uuid4().hex)
     upload = MultipartUpload(folder, limit)
@@ -486,19 +495,19 @@ async def read_upload(request: Request, files: FileStore, limit_mb: float) -> Im
                 parser.write(chunk)
             parser.finalize()
         except UploadTooLargeError as exc:
-            raise HTTPException(413, f"{exc.field_name}: the file exceeds the upload limit of {limit_mb:g} MB "
+            raise PayloadTooLargeError(f"{exc.field_name}: the file exceeds the upload limit of {limit_mb:g} MB "
                                     "per file (BRANCHNET_MAX_UPLOAD_MB)") from None  # fmt: skip
-        except HTTPException:
+        except ServiceError:
             raise
         except Exception as exc:  # python-multipart's parse errors
-            raise HTTPException(422, f"malformed multipart/form-data body ({exc})") from None
+            raise BadRequestError(f"malformed multipart/form-data body ({exc})") from None
         finally:
             upload.close()
         options = {k: v for k, v in upload.text.items() if k != "name"}
         name = _check_options(upload.text.get("name"), options)
         missing = [f for f in REQUIRED_FILES if f not in upload.files]
         if missing:
-            raise HTTPException(422, "; ".join(f"{f}: missing; upload the {_WHAT[f]}" for f in missing))
+            raise BadRequestError("; ".join(f"{f}: missing; upload the {_WHAT[f]}" for f in missing))
         return ImportRequest(name, dict(upload.files), options, dict(upload.labels), folder)
     except BaseException:
         files.remove(folder)
@@ -546,11 +555,11 @@ def allowed_roots(svc: Services) -> list[Path]:
 
 def read_registration(data: Any, svc: Services) -> ImportRequest:
     if not isinstance(data, dict):
-        raise HTTPException(422, f"send a JSON object with name and paths, not {type(data).__name__}")
+        raise BadRequestError(f"send a JSON object with name and paths, not {type(data).__name__}")
     try:
         spec = RegisterRegion.model_validate(data)
     except ValidationError as exc:
-        raise HTTPException(422, describe(exc)) from None
+        raise BadRequestError(describe(exc)) from None
     options = {k: v for k, v in spec.model_dump(exclude={"name", "paths"}).items() if v is not None}
     name = _check_options(spec.name, options)
     roots = allowed_roots(svc)
@@ -560,15 +569,15 @@ def read_registration(data: Any, svc: Services) -> ImportRequest:
             continue
         path = Path(value)
         if not path.is_absolute():
-            raise HTTPException(422, f"paths.{key}: {value!r} is not an absolute path on the server")
+            raise BadRequestError(f"paths.{key}: {value!r} is not an absolute path on the server")
         resolved = path.resolve()
         if not any(resolved.is_relative_to(root) for root in roots):
-            raise HTTPException(422, f"paths.{key}: {value!r} is outside the folders regions may be registered "
+            raise BadRequestError(f"paths.{key}: {value!r} is outside the folders regions may be registered "
                                     f"from ({', '.join(map(str, roots))})")  # fmt: skip
         if not resolved.is_file():
-            raise HTTPException(422, f"paths.{key}: {value!r} is not a file on the server")
+            raise BadRequestError(f"paths.{key}: {value!r} is not a file on the server")
         if not any(resolved.name.lower().endswith(ext) for ext in FILE_TYPES[key]):
-            raise HTTPException(422, f"paths.{key}: {value!r} is not of a supported type; "
+            raise BadRequestError(f"paths.{key}: {value!r} is not of a supported type; "
                                     f"use {', '.join(FILE_TYPES[key])}")  # fmt: skip
         files[key] = resolved
     return ImportRequest(name, files, options)
@@ -587,14 +596,14 @@ def _check_speeds(req: ImportRequest, path: Path) -> None:
         label = req.labels.get("speeds", str(path))
         if not message.startswith(label):
             message = f"{label}: not a valid speed profile ({message})"
-        raise HTTPException(422, message) from None
+        raise BadRequestError(message) from None
 
 
 def run_import(svc: Services, session: Session, who: Principal, req: ImportRequest) -> Region:
     """Prepare, save and register the region (blocking: call it in a worker thread)."""
     try:
         if _region_by_name(session, who.org_id, req.name) is not None:
-            raise HTTPException(409, f"a region named {req.name!r} already exists in your organisation; "
+            raise ConflictError(f"a region named {req.name!r} already exists in your organisation; "
                                      "delete it first or choose another name")  # fmt: skip
         session.rollback()  # end the read transaction: SQLite must not hold it during the import
         sources = req.sources()
@@ -605,7 +614,7 @@ def run_import(svc: Services, session: Session, who: Principal, req: ImportReque
             try:
                 region = prepare_region(req.name, sources, cache_dir=svc.settings.cache_dir)
             except (GeodataError, ValueError, KeyError) as exc:
-                raise HTTPException(422, req.explain(str(exc))) from None
+                raise BadRequestError(req.explain(str(exc))) from None
             region.meta["sources"] = req.public_sources(sources)  # region.json never holds upload paths
             summary = region_summary(region)
         notes = [req.explain(str(w.message)) for w in caught
@@ -654,7 +663,7 @@ async def create_region(request: Request, who: Admin, svc: Svc, session: DB, res
     elif media == "application/json" or media.endswith("+json"):
         req = read_registration(await json_body(request), svc)
     else:
-        raise HTTPException(415, "upload the files as multipart/form-data, or register server files with a JSON "
+        raise UnsupportedMediaError("upload the files as multipart/form-data, or register server files with a JSON "
                                  f"body (application/json); not {_media(media)}")  # fmt: skip
     row = await run_in_threadpool(run_import, svc, session, who, req)
     response.headers["Location"] = f"{request.url.path}/{row.id}"
@@ -680,7 +689,7 @@ def delete_region(region_id: str, who: Admin, session: DB, svc: Svc) -> Response
     row = _own_region(session, who, region_id)
     used = session.scalar(select(func.count()).select_from(ScenarioRow).where(ScenarioRow.region_id == row.id))
     if used:
-        raise HTTPException(409, f"region {row.name!r} is used by {used} scenario(s); delete them first")
+        raise ConflictError(f"region {row.name!r} is used by {used} scenario(s); delete them first")
     session.delete(row)
     session.commit()
     svc.files.remove(svc.files.regions_dir(who.org_id) / row.name)
@@ -708,18 +717,18 @@ def _validate(session: Session, who: Principal, body: Any) -> tuple[Scenario, Re
     """The parsed scenario and its region (of the caller's organisation); 422 naming the field otherwise."""
     spec = Scenario.parse(body, source="scenario")  # ScenarioError: 422 naming the field (service.api.app)
     if len(spec.name) > 200:
-        raise HTTPException(422, f"scenario: name: at most 200 characters, not {len(spec.name)}")
+        raise BadRequestError(f"scenario: name: at most 200 characters, not {len(spec.name)}")
     region = _region_by_name(session, who.org_id, spec.region)
     if region is None:
         names = session.scalars(select(Region.name).where(Region.org_id == who.org_id).order_by(Region.name)).all()
-        raise HTTPException(422, f"scenario: region: region {spec.region!r} is not imported in your organisation "
+        raise BadRequestError(f"scenario: region: region {spec.region!r} is not imported in your organisation "
                                  f"(its regions: {', '.join(names) or 'none'})")  # fmt: skip
     known = {b["id"] for b in (region.summary or {}).get("branch_list", [])}
     if known:
         for what in ("keep", "close"):
             unknown = [b for b in getattr(spec.forced, what) if b not in known]
             if unknown:
-                raise HTTPException(422, f"scenario: forced.{what}: unknown branch id(s) {', '.join(unknown)} in "
+                raise BadRequestError(f"scenario: forced.{what}: unknown branch id(s) {', '.join(unknown)} in "
                                          f"region {region.name!r}")  # fmt: skip
     return spec, region
 
@@ -727,7 +736,7 @@ def _validate(session: Session, who: Principal, body: Any) -> tuple[Scenario, Re
 def _own_scenario(session: Session, who: Principal, scenario_id: str) -> ScenarioRow:
     row = session.get(ScenarioRow, scenario_id)
     if row is None or row.org_id != who.org_id:
-        raise HTTPException(404, f"scenario {scenario_id!r} not found")
+        raise NotFoundError(f"scenario {scenario_id!r} not found")
     return row
 
 
@@ -752,7 +761,7 @@ def create_scenario(who: Planner, body: Body, session: DB, request: Request, res
         session.commit()
     except IntegrityError:  # the region was deleted meanwhile
         session.rollback()
-        raise HTTPException(409, f"region {spec.region!r} was deleted meanwhile") from None
+        raise ConflictError(f"region {spec.region!r} was deleted meanwhile") from None
     response.headers["Location"] = f"{request.url.path}/{row.id}"
     response.headers["ETag"] = _etag(row)
     return _scenario_out(row, region.name)
@@ -793,7 +802,7 @@ def update_scenario(
     if if_match is not None and if_match.strip() != "*":
         wanted = if_match.strip().removeprefix("W/").strip('"')
         if wanted != str(row.version):
-            raise HTTPException(412, f"scenario {scenario_id!r} is at version {row.version}, not {wanted}")
+            raise PreconditionFailedError(f"scenario {scenario_id!r} is at version {row.version}, not {wanted}")
     spec, region = _validate(session, who, body)
     row.body = body
     row.name = spec.name
@@ -804,7 +813,7 @@ def update_scenario(
         session.commit()
     except IntegrityError:
         session.rollback()
-        raise HTTPException(409, f"region {spec.region!r} was deleted meanwhile") from None
+        raise ConflictError(f"region {spec.region!r} was deleted meanwhile") from None
     response.headers["ETag"] = _etag(row)
     return _scenario_out(row, region.name)
 
@@ -816,7 +825,7 @@ def delete_scenario(scenario_id: str, who: Planner, session: DB, svc: Svc) -> Re
     runs = session.scalars(select(Run).where(Run.scenario_id == row.id)).all()
     active = [r.id for r in runs if r.status in ACTIVE_RUNS]
     if active:
-        raise HTTPException(409, f"scenario {scenario_id!r} has {len(active)} queued or running run(s) "
+        raise ConflictError(f"scenario {scenario_id!r} has {len(active)} queued or running run(s) "
                                  f"({', '.join(active)}); cancel them first")  # fmt: skip
     for run in runs:
         session.delete(run)

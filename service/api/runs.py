@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.app import Services, db, require, services
 from service.api.auth import Principal
+from service.errors import BadRequestError, ConflictError, NotFoundError
 from service.runs.executor import rowcount
 from service.store.db import Region, Run, Scenario, now
 
@@ -77,14 +78,14 @@ def run_out(request: Request, run: Run) -> RunOut:
 def _scenario(session: Session, who: Principal, scenario_id: str) -> Scenario:
     sc = session.scalar(select(Scenario).where(Scenario.id == scenario_id, Scenario.org_id == who.org_id))
     if sc is None:
-        raise HTTPException(404, f"scenario {scenario_id!r} not found")
+        raise NotFoundError(f"scenario {scenario_id!r} not found")
     return sc
 
 
 def _run(session: Session, who: Principal, run_id: str) -> Run:
     run = session.scalar(select(Run).where(Run.id == run_id, Run.org_id == who.org_id))
     if run is None:
-        raise HTTPException(404, f"run {run_id!r} not found")
+        raise NotFoundError(f"run {run_id!r} not found")
     return run
 
 
@@ -107,7 +108,7 @@ def create_run(scenario_id: str, request: Request, response: Response, who: Plan
         on_disk = False
     if region is None or not on_disk:
         known = session.scalars(select(Region.name).where(Region.org_id == who.org_id).order_by(Region.name)).all()
-        raise HTTPException(409, f"region: the scenario's region {spec.region!r} does not exist (any more) in your "
+        raise ConflictError(f"region: the scenario's region {spec.region!r} does not exist (any more) in your "
                                  f"organisation; its regions are: {', '.join(known) or 'none'}")  # fmt: skip
     run = Run(org_id=who.org_id, scenario_id=sc.id, body=sc.body, status="queued", progress=0.0, stage="queued",
               attempts=0, summary={})  # fmt: skip
@@ -154,7 +155,7 @@ def cancel_run(run_id: str, request: Request, who: Planner, session: DB, svc: Sv
     session.commit()
     session.refresh(run)
     if not done:
-        raise HTTPException(409, f"run {run_id!r} has already finished ({run.status}); only queued or running runs "
+        raise ConflictError(f"run {run_id!r} has already finished ({run.status}); only queued or running runs "
                                  "can be cancelled")  # fmt: skip
     if svc.executor is not None:
         svc.executor.cancel(run.id)
@@ -219,10 +220,10 @@ def _results(session: Session, who: Principal, run_id: str, svc: Services) -> tu
         hints = {"queued": "it is queued", "running": f"it is running ({run.progress:.0f} %, {run.stage})",
                  "failed": f"it failed: {run.error}", "cancelled": "it was cancelled"}  # fmt: skip
         hint = hints.get(run.status, run.status)
-        raise HTTPException(409, f"run {run_id!r} has no results: {hint}")
+        raise ConflictError(f"run {run_id!r} has no results: {hint}")
     folder = svc.files.root / run.result_path
     if not folder.is_dir():
-        raise HTTPException(404, f"the result files of run {run_id!r} are missing from the file store")
+        raise NotFoundError(f"the result files of run {run_id!r} are missing from the file store")
     if len(_succeeded) >= _MAX_SUCCEEDED:
         _succeeded.clear()
     _succeeded[(who.org_id, run.id)] = folder
@@ -232,7 +233,7 @@ def _results(session: Session, who: Principal, run_id: str, svc: Services) -> tu
 def _file(folder: Path, name: str, what: str) -> Path:
     path = folder / name
     if not path.is_file():
-        raise HTTPException(404, f"this run has no {what} ({name})")
+        raise NotFoundError(f"this run has no {what} ({name})")
     return path
 
 
@@ -268,7 +269,7 @@ def run_timetable(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileRespon
     _, folder = _results(session, who, run_id, svc)
     path = folder / "timetable.csv"
     if not path.is_file():
-        raise HTTPException(404, "this plan has no bookmobile timetable: it serves no bookmobile stop")
+        raise NotFoundError("this plan has no bookmobile timetable: it serves no bookmobile stop")
     return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{run_id}-timetable.csv")
 
 
@@ -310,7 +311,7 @@ def run_layer(run_id: str, layer: str, who: Viewer, session: DB, svc: Svc) -> Re
     path = _file(folder, "layers.gpkg", "result layers")
     names = _layer_names(path)
     if layer not in names:  # only names read from the GeoPackage reach the reader, never the client's string
-        raise HTTPException(404, f"unknown layer {layer!r}; this run has: {', '.join(names)}")
+        raise NotFoundError(f"unknown layer {layer!r}; this run has: {', '.join(names)}")
     known = names[names.index(layer)]
     return Response(cache.get(path, f"geojson:{known}", _geojson(known)), media_type="application/geo+json")
 
@@ -340,14 +341,14 @@ def compare(
 
     ids = list(dict.fromkeys(x.strip() for x in runs.split(",") if x.strip()))
     if not 2 <= len(ids) <= MAX_COMPARE:
-        raise HTTPException(422, f"runs: give 2 to {MAX_COMPARE} distinct run ids, comma-separated; got {len(ids)}")
+        raise BadRequestError(f"runs: give 2 to {MAX_COMPARE} distinct run ids, comma-separated; got {len(ids)}")
     found = {r.id: r for r in session.scalars(select(Run).where(Run.id.in_(ids), Run.org_id == who.org_id))}
     missing = [i for i in ids if i not in found]
     if missing:
-        raise HTTPException(404, f"run(s) not found: {', '.join(missing)}")
+        raise NotFoundError(f"run(s) not found: {', '.join(missing)}")
     unfinished = [f"{i} ({found[i].status})" for i in ids if found[i].status != "succeeded"]
     if unfinished:
-        raise HTTPException(409, f"only succeeded runs can be compared; not: {', '.join(unfinished)}")
+        raise ConflictError(f"only succeeded runs can be compared; not: {', '.join(unfinished)}")
     plans = {i: json.loads(_plan_bytes(_results(session, who, i, svc)[1])) for i in ids}
     scenario_ids = {r.scenario_id for r in found.values()}
     names = {i: n for i, n in session.execute(select(Scenario.id, Scenario.name).where(Scenario.id.in_(scenario_ids)))}
@@ -372,7 +373,7 @@ def compare(
         try:
             result = compare_plans(plans[a], plans[b])
         except CompareError as exc:
-            raise HTTPException(409, f"runs {a} and {b} cannot be compared: {exc}") from None
+            raise ConflictError(f"runs {a} and {b} cannot be compared: {exc}") from None
         result["a"]["run_id"], result["b"]["run_id"] = a, b
         out["comparisons"].append(result)
     return out

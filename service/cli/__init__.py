@@ -13,13 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geodata.errors import GeodataError
 from geodata.region import RegionSources, prepare_region
-from optimizer.errors import OptimizerError
+from service import errors
 from service.config import REPO_ROOT, Settings
 from service.plans.location import PlanRequest, region_kpis, run_plan
-from service.plans.maps import MissingAssetsError
-from service.store.regions import RegionNotFoundError, list_regions, load_region, save_region
+from service.store.regions import list_regions, load_region, save_region
 
 app = typer.Typer(help="Plan library networks: branches, bookmobiles and outreach.", no_args_is_help=True)
 region_app = typer.Typer(help="Import and inspect regions.", no_args_is_help=True)
@@ -31,15 +29,6 @@ console = Console(width=None if Console().is_terminal else 132)
 err = Console(stderr=True)
 
 #: Errors that are the user's to fix: printed plainly, exit code 2.
-USER_ERRORS = (
-    GeodataError,
-    OptimizerError,
-    RegionNotFoundError,
-    MissingAssetsError,
-    ValueError,
-    KeyError,
-    FileNotFoundError,
-)
 
 
 @contextmanager
@@ -65,14 +54,20 @@ def progress_bar() -> Iterator[Callable[[str, float], None]]:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn domain errors into a one-line message and exit code 2; show assumption warnings once."""
+    """Report errors by the one error table (:mod:`service.errors`): the user's as a one-line message with their
+    exit code (2), anything else as an internal error (exit 1); show assumption warnings once."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             yield
-        except USER_ERRORS as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            kind = errors.classify(exc)
+            label = "error" if kind.user else "internal error (a bug; please report it)"
+            text = str(exc).strip() if kind.user else errors.message(exc)
+            err.print(f"[bold red]{label}:[/] {text}", highlight=False)
+            raise typer.Exit(kind.exit_code) from None
         finally:
             seen = set()
             for w in caught:
@@ -267,7 +262,9 @@ def plan(
                 workers=settings.workers,
             )  # fmt: skip
         if region is None:
-            raise ValueError("name the region: `branchnet plan REGION ...` or `region:` in the scenario file")
+            raise errors.BadRequestError(
+                "name the region: `branchnet plan REGION ...` or `region:` in the scenario file"
+            )
         data = load_region(region, settings.regions_dir)
         with progress_bar() as report:
             result = run_plan(data, request, out, leaflet_dir=settings.leaflet_dir, progress=report)

@@ -29,6 +29,8 @@ from typing import Any
 
 from rich.table import Table
 
+from service.errors import BadRequestError
+
 #: Share changes smaller than this (as a fraction) count as "unchanged".
 CHANGE_TOL = 1e-9
 #: The scalar KPIs in the order they are shown; other numeric keys follow alphabetically.
@@ -50,7 +52,7 @@ BREAKDOWNS = {"groups": "by_group", "zones": "by_zone", "areas": "by_area"}
 CSV_COLUMNS = ("section", "year", "key", "metric", "a", "b", "diff")
 
 
-class CompareError(ValueError):
+class CompareError(BadRequestError):
     """A plan folder or plan.json that cannot be compared; the message names the file."""
 
 

@@ -12,6 +12,8 @@ import networkx as nx
 import numpy as np
 import shapely
 
+from service.errors import ConfigurationError
+
 OSM_ATTRIBUTION = "Roads © OpenStreetMap contributors (ODbL)"
 
 _ROAD_CLASSES = {
@@ -20,7 +22,7 @@ _ROAD_CLASSES = {
 }
 
 
-class MissingAssetsError(FileNotFoundError):
+class MissingAssetsError(ConfigurationError):
     """Leaflet is not installed where the settings point."""
 
 

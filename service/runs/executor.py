@@ -258,13 +258,9 @@ class _Execution:
 
 def failure_reason(exc: BaseException) -> str:
     """The reason shown to users: the message of a domain error (their input), ``internal error: ...`` else."""
-    from geodata.errors import GeodataError
-    from optimizer.errors import OptimizerError
-    from service.store.regions import RegionNotFoundError
+    from service.errors import message
 
-    if isinstance(exc, OptimizerError | GeodataError | RegionNotFoundError):
-        return str(exc).strip() or type(exc).__name__
-    return f"internal error: {type(exc).__name__}: {exc}"
+    return message(exc)
 
 
 def summarize(plan: dict[str, Any]) -> dict[str, Any]:

@@ -20,18 +20,15 @@ import numpy as np
 
 from geodata import _cache
 from geodata.region import RegionData
+from service.errors import BadRequestError, RegionNotFoundError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-class RegionNotFoundError(LookupError):
-    """No region of that name has been imported."""
 
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a safe region name (lower-case letters, digits, '-' and '_')."""
     if not _NAME.match(name):
-        raise ValueError(f"region name {name!r} must be 1-63 lower-case letters, digits, '-' or '_'")
+        raise BadRequestError(f"region name {name!r} must be 1-63 lower-case letters, digits, '-' or '_'")
     return name
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import HTTPException
 from sqlalchemy import select
 
 from service.api.regions import region_summary, store_region
+from service.errors import ConflictError, classify
 from service.store.db import ApiKey, Organisation, Region, Run
 from service.store.db import Scenario as ScenarioRow
 from tests.service.api.conftest import create_keys
@@ -206,10 +206,10 @@ def test_a_name_taken_meanwhile_keeps_the_first_region(api: tuple[Any, Any], key
     folder = services.files.regions_dir(keys.org_id("a")) / "toy"
     first = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
     before = stored(services)
-    with services.sessions() as session, pytest.raises(HTTPException) as refused:
+    with services.sessions() as session, pytest.raises(ConflictError) as refused:
         store_region(session, services.files, keys.org_id("a"), toy_region, {"late": True})
-    assert refused.value.status_code == 409
-    assert refused.value.detail == "a region named 'toy' already exists in your organisation"
+    assert classify(refused.value).status == 409
+    assert str(refused.value) == "a region named 'toy' already exists in your organisation"
     assert stored(services) == before
     assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == first
     assert [p.name for p in folder.parent.iterdir()] == ["toy"]  # no staging folder left
