@@ -7,7 +7,7 @@ Usage::
 
 For every council in ``<shared>/data/uk_mobile_libraries/stops/`` and each mode, ``service.plans.replan.replan_file``
 re-plans the timetable with the crow-fly travel model (haversine km x 1.3 / 40 km/h), writes the new CSV, reads it
-back and validates it against the original with the project's own evaluator (``optimizer.timetable``). Each line
+back and validates it against the original with the project's own evaluator (``optimizer.replan``). Each line
 gives the stops, vehicles and route-days, whether the council is scored or excluded (and why), the real and the
 new cycle driving (hours), the score (new / real), the floor below which no valid timetable of that mode can score
 (minimum spanning forests per pool, span limit relaxed), the validity and the runtime.
@@ -80,7 +80,7 @@ def run_council(
                 params=SolveParams(time_limit_s=limit, seed=seed), reversed_times="swap", ortools_share=ortools_share,
             )  # fmt: skip
     except Exception as exc:  # a benchmark line per council, whatever happens
-        from optimizer.timetable import evaluate_timetable
+        from optimizer.replan import evaluate_timetable
         from service.plans.replan import TravelModel, to_model, travel_matrix
 
         reason = evaluate_timetable(to_model(table), travel_matrix(table, TravelModel())).excluded_reason

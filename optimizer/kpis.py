@@ -1,6 +1,9 @@
 """Access KPIs of a network of open sites: who is within reach, and how far the nearest site is.
 
-Pure arrays in, plain dictionaries out, so the CLI, the API and tests compute KPIs the same way.
+The one KPI engine: region reports, branch-only studies and the joint planner's reports
+(:func:`optimizer.planner.evaluate.kpis`) all count access here. Pure arrays in, plain dictionaries out. KPI
+keys are fixed names (``share_within_10_min``, ``share_within_2_miles``, ``share_within_standard``,
+``mean_drive_min``, ...), never built from a float.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-#: Drive-time bands of the standard report (seconds).
-DEFAULT_THRESHOLDS_S = (300.0, 600.0, 900.0, 1200.0)
+#: Drive-time bands of the standard report, whole minutes.
+DRIVE_BANDS_MIN = (5, 10, 15, 20)
 #: Two miles in metres, the UK statutory-style distance test.
 TWO_MILES_M = 3218.688
 
@@ -36,30 +39,44 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(v[np.searchsorted(cum, q * cum[-1], side="left")])
 
 
-def _block(
+def access_block(
     time_s: np.ndarray,
     dist_m: np.ndarray | None,
     w: np.ndarray,
-    thresholds_s: Sequence[float],
-    distance_m: float,
+    *,
+    bands_min: Sequence[int] = DRIVE_BANDS_MIN,
+    standard_s: float | None = None,
 ) -> dict[str, Any]:
+    """KPIs of clients with weights ``w`` whose nearest open site is ``time_s`` seconds (``dist_m`` metres) away.
+
+    Keys: ``population``; per band m (whole minutes) ``within_{m}_min`` (people) and ``share_within_{m}_min``;
+    with distances ``within_2_miles`` and ``share_within_2_miles``; with a standard ``within_standard`` and
+    ``share_within_standard``; ``unreachable`` (people); ``mean_drive_min`` and ``p95_drive_min`` over the
+    reachable.
+    """
     total = float(w.sum())
     out: dict[str, Any] = {"population": total}
-    for t in thresholds_s:
-        pop = float(w[time_s <= t].sum())
-        out[f"within_{t / 60:g}min"] = pop
-        out[f"share_within_{t / 60:g}min"] = pop / total if total else 1.0
+
+    def share(name: str, mask: np.ndarray) -> None:
+        pop = float(w[mask].sum())
+        out[f"within_{name}"] = pop
+        out[f"share_within_{name}"] = pop / total if total else 1.0
+
+    for m in bands_min:
+        if int(m) != m or m <= 0:
+            raise ValueError(f"drive-time bands are whole positive minutes, not {m!r}")
+        share(f"{int(m)}_min", time_s <= 60 * int(m))
     if dist_m is not None:
-        pop = float(w[dist_m <= distance_m].sum())
-        out[f"within_{distance_m / 1000:.1f}km_road"] = pop
-        out[f"share_within_{distance_m / 1000:.1f}km_road"] = pop / total if total else 1.0
+        share("2_miles", dist_m <= TWO_MILES_M)
+    if standard_s is not None:
+        share("standard", time_s <= standard_s)
     reach = np.isfinite(time_s)
     out["unreachable"] = float(w[~reach].sum())
     if reach.any() and w[reach].sum() > 0:
-        out["mean_time_min"] = float(np.average(time_s[reach], weights=w[reach]) / 60)
-        out["p95_time_min"] = _weighted_quantile(time_s[reach], w[reach], 0.95) / 60
+        out["mean_drive_min"] = float(np.average(time_s[reach], weights=w[reach]) / 60)
+        out["p95_drive_min"] = _weighted_quantile(time_s[reach], w[reach], 0.95) / 60
     else:
-        out["mean_time_min"] = out["p95_time_min"] = float("nan")
+        out["mean_drive_min"] = out["p95_drive_min"] = float("nan")
     return out
 
 
@@ -70,10 +87,10 @@ def access_kpis(
     *,
     distance_m: np.ndarray | None = None,
     groups: Sequence[str] | np.ndarray | None = None,
-    thresholds_s: Sequence[float] = DEFAULT_THRESHOLDS_S,
-    distance_threshold_m: float = TWO_MILES_M,
+    bands_min: Sequence[int] = DRIVE_BANDS_MIN,
+    standard_s: float | None = None,
 ) -> dict[str, Any]:
-    """Return access KPIs overall and, when ``groups`` is given, per group label.
+    """Return access KPIs (:func:`access_block`) overall and, when ``groups`` is given, per group label.
 
     Parameters
     ----------
@@ -84,25 +101,27 @@ def access_kpis(
     open_mask
         (sites,) which sites are open.
     distance_m
-        Optional (clients, sites) road distance in metres, for the distance test.
+        Optional (clients, sites) road distance in metres, for the two-mile test.
     groups
         Optional (clients,) label per client (census area or former municipality).
+    standard_s
+        Optional drive-time standard in seconds, for ``share_within_standard``.
     """
     w = np.asarray(demand, dtype=np.float64)
     t = nearest_open(time_s, open_mask)
     d = nearest_open(distance_m, open_mask) if distance_m is not None else None
     if t.shape != w.shape:
         raise ValueError(f"demand has {w.shape[0]} clients but the matrix has {t.shape[0]} rows")
-    result: dict[str, Any] = {"overall": _block(t, d, w, thresholds_s, distance_threshold_m)}
+    result: dict[str, Any] = {"overall": access_block(t, d, w, bands_min=bands_min, standard_s=standard_s)}
     if groups is not None:
         labels = np.asarray(groups).astype(str)
         result["by_group"] = {
-            g: _block(
+            g: access_block(
                 t[labels == g],
                 None if d is None else d[labels == g],
                 w[labels == g],
-                thresholds_s,
-                distance_threshold_m,
+                bands_min=bands_min,
+                standard_s=standard_s,
             )
             for g in sorted(set(labels.tolist()))
         }

@@ -64,3 +64,35 @@ def toy_region(toy_sources: dict[str, Path], tmp_path_factory: pytest.TempPathFa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return prepare_region("toy", sources, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def rutland_region(rutland_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Rutland prepared from the shared files (OSM, LSOA polygons and population, libraries, settlements)."""
+    from geodata.region import RegionSources, prepare_region
+
+    sources = RegionSources(
+        osm=str(rutland_dir / "rutland-latest.osm.pbf"),
+        population=str(rutland_dir / "rutland_lsoa21_boundaries.geojson"),
+        population_table=str(rutland_dir / "rutland_lsoa21_population.csv"),
+        branches=str(rutland_dir / "rutland_libraries.geojson"),
+        settlements=str(rutland_dir / "geonames_cities500_rutland_bbox.csv"),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare_region("rutland", sources, cache_dir=tmp_path_factory.mktemp("rutland-cache"))
+
+
+@pytest.fixture(scope="session")
+def demo_region(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The synthetic merged municipality of ``make demo`` (preset "demo", seed 42), prepared as synthetic-demo-42."""
+    from geodata.region import RegionSources, prepare_region
+    from geodata.synthetic import generate_region, write_region
+
+    files = write_region(generate_region("demo", seed=42), tmp_path_factory.mktemp("demo") / "demo")
+    sources = RegionSources(osm=str(files["osm"]), population=str(files["areas"]), branches=str(files["branches"]),
+                            settlements=str(files["settlements"]), area_field="area_id", group_field="municipality",
+                            id_field="branch_id")  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare_region("synthetic-demo-42", sources, cache_dir=tmp_path_factory.mktemp("demo-cache"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.kpis import access_block, nearest_open
 from optimizer.planner.problem import WEEKS_PER_YEAR, PlanDecision, PlannerProblem, today
 
 
@@ -154,7 +155,9 @@ def _stop_costs(
 def kpis(
     problem: PlannerProblem, decision: PlanDecision, *, stop_served: np.ndarray | None = None
 ) -> list[dict[str, Any]]:
-    """Per year: people meeting the standard (overall, by group, by zone), credit share and people by mode."""
+    """Per year: people meeting the standard (overall, by group, by zone, by census area), credit share, people by
+    mode, and the drive-time access to the open branches (:func:`optimizer.kpis.access_block`: bands, two miles,
+    the standard, mean and 95th percentile), weighted by that year's population."""
     acc = access(problem, decision, stop_served=stop_served)
     cov = covered_people(problem, acc)
     cred = credited_need(problem, acc)
@@ -162,6 +165,12 @@ def kpis(
     need_pop = pop * problem.need_weights[None, None, :]
     zones = problem.zones
     names = problem.zone_names or tuple(str(z) for z in range(int(zones.max(initial=0)) + 1))
+    open_b = decision.branch_open
+    dist = (
+        nearest_open(np.asarray(problem.branch_dist_m, dtype=np.float64), open_b)
+        if problem.branch_dist_m is not None
+        else None
+    )
     out = []
     for y in range(pop.shape[0]):
         total = float(pop[y].sum())
@@ -179,15 +188,24 @@ def kpis(
         people = pop[y].sum(axis=1)
         by_mode = {m: float(people[acc.mode == m].sum()) for m in ("branch", "bookmobile", "desk", "none")}
         by_mode["home_delivery"] = float(_recipients(problem, acc)[y].sum())
-        out.append({
+        block: dict[str, Any] = {
             "population": total,
             "covered": float(cov[y].sum()),
             "covered_share": float(cov[y].sum()) / total if total else 1.0,
             "credit_share": float(cred[y].sum() / need_pop[y].sum()) if need_pop[y].sum() else 1.0,
-            "by_group": by_group,
-            "by_zone": by_zone,
-            "people_by_mode": by_mode,
-        })  # fmt: skip
+        }
+        drive = access_block(acc.nearest_branch_s, dist, people, standard_s=problem.standards.branch_drive_s)
+        block.update({k: v for k, v in drive.items() if k != "population"})
+        block.update({"by_group": by_group, "by_zone": by_zone, "people_by_mode": by_mode})
+        if problem.area is not None:
+            areas = np.asarray(problem.area, dtype=np.int64)
+            block["by_area"] = {}
+            for a, name in enumerate(problem.area_names):
+                mask = areas == a
+                at = float(pop[y, mask].sum())
+                block["by_area"][name] = {"population": at, "covered": float(cov[y, mask].sum()),
+                                          "share": float(cov[y, mask].sum()) / at if at else 1.0}  # fmt: skip
+        out.append(block)
     return out
 
 

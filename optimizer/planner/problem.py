@@ -119,6 +119,9 @@ class PlannerProblem:
     need: np.ndarray | None = None  # (G,) share of each group needing physical access (1 - digital uptake)
     zone: np.ndarray | None = None  # (N,) zone index (former municipality)
     zone_names: tuple[str, ...] = ()
+    area: np.ndarray | None = None  # (N,) census area index, for KPIs by area
+    area_names: tuple[str, ...] = ()
+    branch_dist_m: np.ndarray | None = None  # (N, B) road metres, for the two-mile test in the KPIs
     keep: np.ndarray | None = None  # (B,) forced open
     close: np.ndarray | None = None  # (B,) forced closed
     stop_ids: tuple[str, ...] = ()
@@ -181,6 +184,12 @@ class PlannerProblem:
             np.shape(self.need) != (g,) or not ((np.asarray(self.need) >= 0) & (np.asarray(self.need) <= 1)).all()
         ):
             raise InvalidProblemError(f"need must be ({g},) shares in [0, 1]")
+        if self.branch_dist_m is not None and np.shape(self.branch_dist_m) != (n, b):
+            raise InvalidProblemError(f"branch_dist_m must be ({n}, {b}), got {np.shape(self.branch_dist_m)}")
+        if self.area is not None and (
+            np.shape(self.area) != (n,) or len(self.area_names) <= int(np.max(self.area, initial=-1))
+        ):
+            raise InvalidProblemError(f"area must be ({n},) indices into area_names")
         for name in ("keep", "close"):
             if getattr(self, name) is not None and np.shape(getattr(self, name)) != (b,):
                 raise InvalidProblemError(f"{name} must be ({b},), got {np.shape(getattr(self, name))}")

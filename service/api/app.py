@@ -3,35 +3,34 @@
 Versioned under ``/api/v1``; OpenAPI at ``/api/v1/openapi.json`` and docs at ``/api/v1/docs``. Authentication is
 an API key in ``X-API-Key`` (or ``Authorization: Bearer ...``). Routers:
 
-- :mod:`service.api.regions` — regions (upload or register), scenarios (CRUD);
+- :mod:`service.api.regions` — regions (upload through :mod:`service.api.uploads`, or register; list, delete);
+- :mod:`service.api.scenarios` — scenarios (CRUD);
 - :mod:`service.api.runs` — runs (async, progress, cancel), results, compare.
 
-The app owns one :class:`Services` (engine, sessions, file store, run executor) in ``app.state.services``.
+Dependencies (the caller, roles, sessions) are in :mod:`service.api.deps`, request bodies and OpenAPI helpers in
+:mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`. Errors answer by the one error table
+(:mod:`service.errors`). The app owns one :class:`~service.api.deps.Services` (engine, sessions, file store, run
+executor) in ``app.state.services``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
-from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from geodata.errors import GeodataError
 from optimizer.errors import OptimizerError
 from service import errors
-from service.api.auth import Principal, authenticate
+from service.api.deps import Services
+from service.api.observe import Metrics, ObserveMiddleware, configure_logging
 from service.config import Settings
 from service.errors import ServiceError
 from service.store.db import make_engine, migrate
@@ -39,191 +38,6 @@ from service.store.files import FileStore
 
 API = "/api/v1"
 log = logging.getLogger("branchnet.api")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line (structured logs)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "ts": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        data.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
-def configure_logging(settings: Settings) -> None:
-    root = logging.getLogger("branchnet")
-    if any(getattr(h, "_branchnet", False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler._branchnet = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if settings.log_json else logging.Formatter("%(levelname)s %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-@dataclass
-class Metrics:
-    """Counters and latency histograms, served in the Prometheus text format at ``/metrics``."""
-
-    buckets: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-    requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-    hist: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 12))
-    total_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests[(method, route, status)] += 1
-        counts = self.hist[route]
-        for i, b in enumerate(self.buckets):
-            if seconds <= b:
-                counts[i] += 1
-        counts[-1] += 1
-        self.total_s[route] += seconds
-
-    def render(self, extra: dict[str, float]) -> str:
-        lines = ["# HELP branchnet_http_requests_total HTTP requests by method, route and status.",
-                 "# TYPE branchnet_http_requests_total counter"]  # fmt: skip
-        for (m, r, s), n in sorted(self.requests.items()):
-            lines.append(f'branchnet_http_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}')
-        lines += ["# HELP branchnet_http_request_seconds Request latency by route.",
-                  "# TYPE branchnet_http_request_seconds histogram"]  # fmt: skip
-        for r, counts in sorted(self.hist.items()):
-            for b, c in zip(self.buckets, counts, strict=False):
-                lines.append(f'branchnet_http_request_seconds_bucket{{route="{r}",le="{b}"}} {c}')
-            lines.append(f'branchnet_http_request_seconds_bucket{{route="{r}",le="+Inf"}} {counts[-1]}')
-            lines.append(f'branchnet_http_request_seconds_sum{{route="{r}"}} {self.total_s[r]:.6f}')
-            lines.append(f'branchnet_http_request_seconds_count{{route="{r}"}} {counts[-1]}')
-        for name, value in sorted(extra.items()):
-            lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name} {value}")
-        return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Services:
-    """What every request needs: settings, the database, the file store and the run executor."""
-
-    settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    files: FileStore
-    metrics: Metrics
-    executor: Any = None  # service.runs.executor.Executor, set at start-up
-
-    @property
-    def postgis(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-async def services(request: Request) -> Services:
-    """The app's :class:`Services` (an async dependency: no thread hop on hot paths)."""
-    return _services(request)
-
-
-def db(request: Request) -> Any:
-    """A session per request, committed by the endpoint (``session.commit()``), closed afterwards."""
-    session = _services(request).sessions()
-    try:
-        yield session
-    finally:
-        session.close()
-
-
-#: Authenticated keys, cached briefly (key hash -> principal, expiry) so hot read paths skip the key query.
-#: A revoked key stops working within this many seconds.
-KEY_CACHE_S = 5.0
-_key_cache: dict[str, tuple[Principal | None, float]] = {}
-
-
-def _key_of(request: Request) -> str | None:
-    key = request.headers.get("x-api-key")
-    auth = request.headers.get("authorization", "")
-    if key is None and auth.lower().startswith("bearer "):
-        key = auth[7:].strip()
-    return key
-
-
-def _lookup(svc: Services, key: str | None) -> Principal | None:
-    with svc.sessions() as session:
-        return authenticate(session, key)
-
-
-async def principal(request: Request) -> Principal:
-    """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 without a valid key."""
-    from starlette.concurrency import run_in_threadpool
-
-    from service.api.auth import hash_key
-
-    key = _key_of(request)
-    who: Principal | None = None
-    if key:
-        digest = hash_key(key)
-        hit = _key_cache.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
-            who = hit[0]
-        else:
-            who = await run_in_threadpool(_lookup, _services(request), key)
-            if len(_key_cache) > 10_000:
-                _key_cache.clear()
-            _key_cache[digest] = (who, time.monotonic() + KEY_CACHE_S)
-    if who is None:
-        raise HTTPException(401, "a valid API key is required (header X-API-Key or Authorization: Bearer)",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    return who
-
-
-def require(role: str) -> Callable[[Principal], Any]:
-    """A dependency that lets through callers with at least ``role`` (403 otherwise)."""
-
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not who.can(role):
-            raise HTTPException(403, f"this needs the {role} role; your key has {who.role}")
-        return who
-
-    return check
-
-
-class ObserveMiddleware:
-    """Pure ASGI middleware: request metrics and structured access logs (the plan hot path is not logged)."""
-
-    def __init__(self, app: Any, svc: Services) -> None:
-        self.app = app
-        self.svc = svc
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = [500]
-
-        async def send_wrapper(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - start
-            self.svc.metrics.observe(scope["method"], path, status[0], elapsed)
-            if status[0] >= 500 or not path.endswith("/plan"):
-                fields = {"method": scope["method"], "path": scope["path"], "status": status[0],
-                          "ms": round(1000 * elapsed, 2)}  # fmt: skip
-                log.info("request", extra={"fields": fields})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -263,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])  # fmt: skip
 
-    app.add_middleware(ObserveMiddleware, svc=svc)
+    app.add_middleware(ObserveMiddleware, metrics=svc.metrics)
 
     # the one error table (service.errors): the user's errors answer their status with their message
     @app.exception_handler(ServiceError)
@@ -294,9 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra.update(svc.executor.gauges())
         return svc.metrics.render(extra)
 
-    from service.api import regions as api_regions
-    from service.api import runs as api_runs
+    from service.api import regions, runs, scenarios
 
-    app.include_router(api_regions.router, prefix=API)
-    app.include_router(api_runs.router, prefix=API)
+    for router in (regions.router, scenarios.router, runs.router):
+        app.include_router(router, prefix=API)
     return app

@@ -20,25 +20,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.api.app import Services, db, require, services
 from service.api.auth import Principal
+from service.api.deps import DB, Planner, Services, Svc, Viewer
 from service.errors import BadRequestError, ConflictError, NotFoundError
-from service.runs.executor import rowcount
+from service.runs.worker import rowcount
 from service.store.db import Region, Run, Scenario, now
 
 router = APIRouter(tags=["runs"])
-
-Viewer = Annotated[Principal, Depends(require("viewer"))]
-Planner = Annotated[Principal, Depends(require("planner"))]
-DB = Annotated[Session, Depends(db)]
-Svc = Annotated[Services, Depends(services)]
 
 FINISHED = ("succeeded", "failed", "cancelled")
 MAX_COMPARE = 10

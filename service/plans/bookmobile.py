@@ -1,15 +1,9 @@
-"""Bookmobile service for the people closed branches leave behind: stops, a periodic timetable and its layers.
-
-Composition only: candidate stops from :mod:`geodata.stops`, bookmobile travel times on the road network
-(:data:`geodata.network.BOOKMOBILE` speeds), the periodic model of :mod:`optimizer.bookmobile`, and the results
-as a Libraries Hacked timetable and map layers.
-"""
+"""A plan's bookmobile on the map and in files: the van's road graph, the timetable in the Libraries Hacked schema,
+the route lines along the roads, and the stops layer."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -17,47 +11,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geodata.matrix import travel_time_matrix
 from geodata.network import BOOKMOBILE, add_travel_times
-from geodata.region import RegionData
-from geodata.stops import StopRules, candidate_stops
-from optimizer.bookmobile import WEEKDAYS, BookmobileProblem, BookmobileResult, Fleet, dwell_time, plan_timetable
-from optimizer.kpis import nearest_open
-from optimizer.params import SolveParams
+from optimizer.bookmobile import WEEKDAYS, BookmobileResult
 
 #: Columns of the Libraries Hacked mobile-library-stops schema.
 TIMETABLE_COLUMNS = (
     "organisation", "mobile", "route", "community", "stop", "address", "postcode", "geox", "geoy", "day", "type",
     "arrival", "departure", "frequency", "start", "end", "exceptions", "timetable",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BookmobileRequest:
-    """The bookmobile section of a plan.
-
-    Residents farther than ``standard_min`` by car from every kept branch are offered stops within ``walk_min``
-    on foot; a stop is visited weekly when it serves ``weekly_from`` people or more, fortnightly from
-    ``fortnightly_from``, else every four weeks. ``uptake`` is the share of residents expected at each visit
-    (for the dwell time).
-    """
-
-    vehicles: int = 1
-    weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)
-    standard_min: float = 10.0
-    walk_min: float = 10.0
-    min_population: float = 40.0
-    min_branch_distance_m: float = 3218.688
-    weekly_from: float = 600.0
-    fortnightly_from: float = 200.0
-    uptake: float = 0.03
-    value_per_person_s: float = 30.0
-    shift_start_h: float = 9.0
-    shift_h: float = 8.0
-    lunch_min: float = 30.0
-    organisation: str = "branchnet plan"
-    start_date: str = "2027-01-04"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def bookmobile_graph(drive: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -67,47 +28,6 @@ def bookmobile_graph(drive: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 def _hhmm(seconds: int) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
-
-
-def plan_bookmobile(
-    region: RegionData, open_mask: np.ndarray, request: BookmobileRequest, *, params: SolveParams
-) -> tuple[BookmobileResult, gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame]:
-    """Plan stops and a periodic timetable for residents the kept branches leave beyond the standard.
-
-    Returns the timetable result, the stops layer (with their route-day or drop reason), the route lines layer
-    and the timetable rows (Libraries Hacked schema).
-    """
-    unserved = nearest_open(region.time_s, open_mask) > request.standard_min * 60
-    kept = region.branches[open_mask]
-    stops, _ = candidate_stops(
-        region.drive, region.walk, region.demand, unserved, branches=kept, settlements=region.settlements,
-        rules=StopRules(walk_min=request.walk_min, min_population=request.min_population,
-                        min_branch_distance_m=request.min_branch_distance_m),
-    )  # fmt: skip
-    van = bookmobile_graph(region.drive)
-    # the depot: the kept branch with the longest hours (the main library)
-    depot_row = kept.sort_values(["staffed_hours_week", "branch_id"], ascending=[False, True]).iloc[0]
-    nodes = np.array([int(depot_row["node"]), *stops["node"].astype(int).tolist()], dtype=np.int64)
-    travel = travel_time_matrix(van, nodes, nodes) if len(stops) else np.zeros((1, 1))
-    pop = stops["population"].to_numpy(dtype=float) if len(stops) else np.zeros(0)
-    interval = np.where(pop >= request.weekly_from, 1, np.where(pop >= request.fortnightly_from, 2, 4))
-    fleet = Fleet(
-        vehicles=request.vehicles, weekdays=tuple(request.weekdays), shift_start_s=round(request.shift_start_h * 3600),
-        shift_s=round(request.shift_h * 3600), lunch_s=round(request.lunch_min * 60),
-    )  # fmt: skip
-    problem = BookmobileProblem(
-        travel_s=travel, stop_ids=tuple(stops["stop_id"]) if len(stops) else (), prize=pop,
-        dwell_s=dwell_time(pop * request.uptake), interval_weeks=interval, fleet=fleet,
-        community=tuple(stops["community"].astype(str)) if len(stops) else None,
-        value_per_person_s=request.value_per_person_s,
-    )  # fmt: skip
-    result = plan_timetable(problem, params=params)
-
-    timetable, routes_layer, where = timetable_outputs(
-        result, van, int(depot_row["node"]), stops, organisation=request.organisation, start_monday=request.start_date
-    )
-    stops_layer = stops_layer_of(stops, where, interval, result.dropped)
-    return result, stops_layer, routes_layer, timetable
 
 
 Visit = tuple[str, int, int, int]  # route name, weekday, arrival s, departure s

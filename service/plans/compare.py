@@ -29,6 +29,7 @@ from typing import Any
 
 from rich.table import Table
 
+from optimizer.kpis import DRIVE_BANDS_MIN
 from service.errors import BadRequestError
 
 #: Share changes smaller than this (as a fraction) count as "unchanged".
@@ -41,8 +42,9 @@ KPI_ORDER = (
     "credit_share",
     "mean_drive_min",
     "p95_drive_min",
-    "within_20_min_drive_share",
-    "within_2_miles_share",
+    "share_within_standard",
+    *(f"share_within_{m}_min" for m in DRIVE_BANDS_MIN),
+    "share_within_2_miles",
     "unreachable",
 )
 MODE_ORDER = ("branch", "bookmobile", "desk", "home_delivery", "none")
@@ -179,15 +181,18 @@ def _ordered(keys: Iterable[str], first: Iterable[str]) -> list[str]:
     return head + sorted(keys - set(head))
 
 
+def _is_share(metric: str) -> bool:
+    """Whether a KPI is a share (compared in percentage points): ``covered_share``, ``share_within_10_min``, ..."""
+    return metric.endswith("_share") or metric.startswith("share_") or metric == "share"
+
+
 def _is_scalar(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _kpi_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     metrics = {k for block in (a, b) for k, v in block.items() if _is_scalar(v)}
-    # within_{standard}_min_drive_share sits with the other drive-time shares
-    first = [*KPI_ORDER[:6], *sorted(m for m in metrics if m.endswith("_min_drive_share")), *KPI_ORDER[6:]]
-    rows = [_kpi_row(m, a.get(m), b.get(m)) for m in _ordered(metrics, first)]
+    rows = [_kpi_row(m, a.get(m), b.get(m)) for m in _ordered(metrics, KPI_ORDER)]
     modes_a, modes_b = _dict(a.get("people_by_mode")), _dict(b.get("people_by_mode"))
     for mode in _ordered({*modes_a, *modes_b}, MODE_ORDER):
         rows.append(_kpi_row(f"people_by_mode.{mode}", modes_a.get(mode), modes_b.get(mode)))
@@ -197,7 +202,7 @@ def _kpi_rows(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
 def _kpi_row(metric: str, a: Any, b: Any) -> dict[str, Any]:
     va, vb = _num(a), _num(b)
     row: dict[str, Any] = {"metric": metric, "a": va, "b": vb, "diff": _diff(va, vb)}
-    if metric.endswith("_share"):
+    if _is_share(metric):
         row["diff_pp"] = _pp(va, vb)
     return row
 
@@ -323,7 +328,7 @@ def write_comparison(result: dict[str, Any], path: Path) -> Path:
 def _fmt(metric: str, value: float | None) -> str:
     if value is None:
         return "–"
-    if metric.endswith("_share") or metric == "share":
+    if _is_share(metric):
         return f"{value:.1%}"
     if metric.endswith("_min"):
         return f"{value:.1f}"
@@ -331,7 +336,7 @@ def _fmt(metric: str, value: float | None) -> str:
 
 
 def _fmt_diff(metric: str, row: dict[str, Any], *, lower_is_better: bool | None = None) -> str:
-    if metric.endswith("_share") or metric == "share":
+    if _is_share(metric):
         d, text = row.get("diff_pp"), "{:+.1f} pp"
     else:
         d, text = row.get("diff"), "{:+.1f}" if metric.endswith("_min") else "{:+,.0f}"
@@ -348,7 +353,7 @@ def _fmt_diff(metric: str, row: dict[str, Any], *, lower_is_better: bool | None 
 
 def _better(metric: str) -> bool | None:
     """True where lower is better, False where higher is, None where neither."""
-    if metric.endswith("_share"):
+    if _is_share(metric):
         return False
     if metric.endswith("_min") or metric in ("unreachable", "people_by_mode.none"):
         return True

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from geodata.errors import InvalidValueError
-from geodata.timetable import (
+from geodata.libraries_hacked import (
     ICAL_DAYS,
     WEEKDAYS,
     LegPath,
@@ -31,7 +31,7 @@ from geodata.timetable import (
     write_timetable,
 )
 from optimizer.params import SolveParams
-from optimizer.timetable import (
+from optimizer.replan import (
     DEFAULT_TIME_TOLERANCE_S,
     Mode,
     PeriodicTimetable,
@@ -40,6 +40,7 @@ from optimizer.timetable import (
     crowfly_travel,
     replan_timetable,
 )
+from service.errors import BadRequestError
 
 Travel = Literal["crowfly", "network"]
 
@@ -114,9 +115,9 @@ def _travel(table: StopTimetable, model: TravelModel) -> tuple[np.ndarray, LegPa
     if model.kind == "crowfly":
         return crowfly_travel(table.lon, table.lat, circuity=model.circuity, speed_kmh=model.speed_kmh), None
     if model.kind != "network":
-        raise ValueError(f"--travel must be 'crowfly' or 'network', not {model.kind!r}")
+        raise BadRequestError(f"--travel must be 'crowfly' or 'network', not {model.kind!r}")
     if model.region is None or model.regions_dir is None:
-        raise ValueError(
+        raise BadRequestError(
             "--travel network needs a region with a road network: pass --region NAME "
             "(import one with `branchnet region import`)"
         )
@@ -237,7 +238,7 @@ def replan_file(
     The written CSV is read back and checked against the original with :func:`check_timetable`, so the
     reported validity is that of the file, with clock times to the minute.
     """
-    from optimizer.timetable import evaluate_timetable
+    from optimizer.replan import evaluate_timetable
 
     travel = travel or TravelModel()
     table, real = load_timetable(stops, reversed_times=reversed_times)
@@ -295,25 +296,41 @@ def check_file(
     mode: Mode = "same-day",
     travel: TravelModel | None = None,
     reversed_times: ReversedTimes = "error",
-) -> tuple[str, list[str] | None]:
-    """The evaluator's report on a timetable file and, with ``against`` (the original), its violations."""
-    from optimizer.timetable import evaluate_timetable
+) -> dict[str, Any]:
+    """The evaluator's account of a timetable file and, with ``against`` (the original), its violations.
+
+    Returns ``report`` (the readable text), ``evaluation`` (the evaluator's numbers), ``travel`` (the travel
+    model), and with ``against``: ``against`` (the original's cycle driving, the new one's, the score) and
+    ``violations`` (a list, empty when valid); without it ``violations`` is ``None``.
+    """
+    from optimizer.replan import cycle_driving, evaluate_timetable
 
     travel = travel or TravelModel()
     table, model = load_timetable(stops, reversed_times=reversed_times)
     matrix = travel_matrix(table, travel)
-    report = evaluate_timetable(model, matrix).summary() + f"\ntravel model: {travel.describe()}"
+    evaluation = evaluate_timetable(model, matrix)
+    numbers = {**asdict(evaluation), "overlap_share": evaluation.overlap_share,
+               "excluded_reason": evaluation.excluded_reason}  # fmt: skip
+    out: dict[str, Any] = {
+        "file": str(stops),
+        "report": evaluation.summary() + f"\ntravel model: {travel.describe()}",
+        "evaluation": numbers,
+        "travel": travel.describe(),
+        "against": None,
+        "violations": None,
+    }
     if against is None:
-        return report, None
+        return out
     ref_table, ref = load_timetable(against, reversed_times=reversed_times)
     ref_matrix = travel_matrix(ref_table, travel)
-    violations = check_timetable(model, matrix, ref, ref_matrix, mode=mode, time_tolerance_s=DEFAULT_TIME_TOLERANCE_S)
-    from optimizer.timetable import cycle_driving
-
+    out["violations"] = check_timetable(model, matrix, ref, ref_matrix, mode=mode,
+                                        time_tolerance_s=DEFAULT_TIME_TOLERANCE_S)  # fmt: skip
     real = cycle_driving(ref, ref_matrix)
     new = cycle_driving(model, matrix)
-    report += (
-        f"\nagainst {against}: cycle driving {real / 3600:,.2f} h -> {new / 3600:,.2f} h, "
-        f"score {new / real if real else 1.0:.3f}"
+    score = new / real if real else 1.0
+    out["against"] = {"file": str(against), "mode": mode, "real_cycle_driving_h": real / 3600,
+                      "new_cycle_driving_h": new / 3600, "score": score}  # fmt: skip
+    out["report"] += (
+        f"\nagainst {against}: cycle driving {real / 3600:,.2f} h -> {new / 3600:,.2f} h, score {score:.3f}"
     )
-    return report, violations
+    return out

@@ -1,8 +1,13 @@
-"""Planner scenario files (YAML or JSON), validated with pydantic; every error names its field.
+"""Scenario files (YAML or JSON), validated with pydantic; every error names its field.
 
-A scenario holds the region, the objective (``min_cost``, ``max_coverage`` or ``pareto``), the budget, the service
-standards, the coverage credit per mode, the costs, the fleet, opening hours as a decision, a demographic
-projection, digital uptake, forced decisions and equity constraints. See ``examples/rutland_network.yaml``.
+One schema for every study. A scenario holds the region, the objective (``min_cost``, ``max_coverage`` or
+``pareto`` for the joint planner of branches, bookmobile, outreach desks and home delivery), the budget, the
+service standards, the coverage credit per mode, the costs, the fleet, opening hours as a decision, a
+demographic projection, digital uptake, forced decisions and equity constraints (see
+``examples/rutland_network.yaml``). A ``location`` section makes it a *branch-only study* instead: which branches
+to keep by one of the location models of :mod:`optimizer.location` (p-median, attendance, maximal covering,
+minimum cost, p-center, fixed charge; see ``examples/rutland_location.yaml``), with ``objective: location``.
+Both produce the same ``plan.json`` layout and layers (:mod:`service.plans.pipeline`).
 """
 
 from __future__ import annotations
@@ -215,6 +220,59 @@ class ParetoSpec(_Strict):
         return v
 
 
+class DecaySpec(_Strict):
+    """Distance decay of expected visits: ``exponential`` exp(-t / scale), ``power`` (1 + t / scale) ** -exponent,
+    ``linear`` max(0, 1 - t / scale)."""
+
+    kind: Literal["exponential", "power", "linear"] = "exponential"
+    scale_min: float = Field(default=15.0, gt=0)
+    exponent: float = Field(default=2.0, gt=0)
+
+
+LocationObjective = Literal["max_coverage", "min_cost", "p_median", "attendance", "p_center", "fixed_charge"]
+
+
+class LocationSpec(_Strict):
+    """A branch-only study: which branches to keep by a location model (no bookmobile, desks or home delivery).
+
+    ``max_coverage`` keeps the branches that put the most residents within ``standard_min`` of one for at most
+    ``budget`` (or ``budget_share`` of today's cost) and/or ``p`` branches; ``min_cost`` the cheapest set keeping
+    ``coverage_target`` within the standard; ``p_median``, ``attendance`` (with ``decay``), ``p_center`` and
+    ``fixed_charge`` keep ``p`` branches or stay within the budget. ``keep`` and ``close`` force branches (with
+    ``forced.keep``/``forced.close``); one-off closure costs are spread over ``closure_cost_years``.
+    """
+
+    objective: LocationObjective = "max_coverage"
+    p: int | None = Field(default=None, ge=1)
+    budget: float | None = Field(default=None, gt=0)
+    budget_share: float | None = Field(default=None, gt=0)
+    standard_min: float = Field(default=15.0, gt=0)
+    coverage_target: float | None = Field(default=None, ge=0, le=1)
+    decay: DecaySpec | None = None
+    keep: list[str] = Field(default_factory=list)
+    close: list[str] = Field(default_factory=list)
+    closure_cost_years: float = Field(default=5.0, gt=0)
+    bookmobile: dict[str, Any] | None = Field(default=None, description="not supported: see the error it gives")
+
+    @model_validator(mode="after")
+    def _check(self) -> LocationSpec:
+        if self.bookmobile is not None:
+            raise ValueError(
+                "bookmobile: a branch-only study has no bookmobile any more; plan branches and bookmobile together "
+                "with the joint planner: drop the location section, give objective: max_coverage with budget_share "
+                "(or min_cost with standards.coverage_target), standards.branch_drive_min, fleet.max_vehicles and "
+                "forced.close for the branches to close (see examples/demo_bookmobile.yaml)"
+            )
+        if self.budget is not None and self.budget_share is not None:
+            raise ValueError("give budget or budget_share, not both")
+        if self.objective == "min_cost" and self.coverage_target is None:
+            raise ValueError("min_cost needs coverage_target (for example 0.95)")
+        both = sorted(set(self.keep) & set(self.close))
+        if both:
+            raise ValueError(f"branch(es) {both} are both in keep and in close")
+        return self
+
+
 class SolveSpec(_Strict):
     time_limit_s: float = Field(default=60.0, gt=0)
     seed: int = 0
@@ -226,7 +284,7 @@ class Scenario(_Strict):
 
     name: str = "scenario"
     region: str
-    objective: Literal["min_cost", "max_coverage", "pareto"] = "max_coverage"
+    objective: Literal["min_cost", "max_coverage", "pareto", "location"] = "max_coverage"
     budget: float | None = Field(default=None, gt=0)
     budget_share: float | None = Field(default=None, gt=0, description="budget as a share of today's annual cost")
     standards: StandardsSpec = StandardsSpec()
@@ -241,7 +299,21 @@ class Scenario(_Strict):
     digital_uptake: dict[AgeGroup, float] = Field(default_factory=dict)
     forced: ForcedSpec = ForcedSpec()
     pareto: ParetoSpec = ParetoSpec()
+    location: LocationSpec | None = None
     solve: SolveSpec = SolveSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _location_mode(cls, data: Any) -> Any:
+        """A file with a ``location`` section and no objective is a branch-only study (``objective: location``)."""
+        if isinstance(data, dict) and data.get("location") is not None and "objective" not in data:
+            return {**data, "objective": "location"}
+        return data
+
+    @property
+    def branch_only(self) -> bool:
+        """Whether this is a branch-only study (a ``location`` section)."""
+        return self.location is not None
 
     @field_validator("digital_uptake")
     @classmethod
@@ -257,6 +329,13 @@ class Scenario(_Strict):
             raise ValueError("give budget or budget_share, not both")
         if self.objective == "max_coverage" and self.budget is None and self.budget_share is None:
             raise ValueError("max_coverage needs a budget (or budget_share)")
+        if self.objective == "location" and self.location is None:
+            raise ValueError("objective location needs a location section (the branch-only study's model and settings)")
+        if self.location is not None and self.objective != "location":
+            raise ValueError(
+                f"location: a location section makes a branch-only study, but objective is {self.objective!r}; put the "
+                "model in location.objective and drop the top-level objective (or set it to location)"
+            )
         return self
 
     @classmethod
@@ -300,9 +379,3 @@ def example(file: str, /, **changes: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: not a scenario mapping")
     return {**data, **changes}
-
-
-def is_planner_scenario(data: Any) -> bool:
-    """Whether a scenario is for the joint planner: anything but a mapping with the branch-only planner's
-    ``location`` section (so malformed files get the planner's precise errors)."""
-    return not (isinstance(data, dict) and "location" in data)

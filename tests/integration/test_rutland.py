@@ -84,8 +84,9 @@ def test_plan_writes_outputs(rutland_data_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     plan = json.loads((out / "plan.json").read_text())
     assert plan["solver"]["status"] == "optimal"
-    assert plan["cost"]["after"] <= 0.75 * plan["cost"]["before"] + 1e-6
-    assert plan["kpis"]["before"]["overall"]["population"] == 41_151
+    assert plan["study"] == "branches" and plan["location"]["model"] == "max_coverage"
+    assert plan["costs"]["plan"]["total"] <= 0.75 * plan["costs"]["today"]["total"] + 1e-6
+    assert plan["kpis"]["today"]["today"]["population"] == 41_151
     kept = gpd.read_file(out / "layers.gpkg", layer="branches")
     assert set(kept["decision"]) <= {"keep", "close"}
     assert "OpenStreetMap contributors" in (out / "map.html").read_text()

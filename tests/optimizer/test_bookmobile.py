@@ -33,18 +33,50 @@ def result():  # type: ignore[no-untyped-def]
     return plan_timetable(village_problem(), params=PARAMS)
 
 
+def _recount(problem: BookmobileProblem, day) -> tuple[list[float], list[float], float, float]:  # type: ignore[no-untyped-def]
+    """Clock a route-day again from the travel matrix and the dwell times: leave the depot at the shift's start,
+    drive each leg, dwell, and take the break where the timetable puts it (after the last stop that ends before
+    it); returns arrivals, departures, the return to the depot and the driving."""
+    t = np.asarray(problem.travel_s)
+    ids = list(problem.stop_ids)
+    lunch_start, lunch_end = day.lunch
+    now, prev, driving = float(day.start_s), 0, 0.0
+    arrivals, departures = [], []
+    for stop in day.stops:
+        node = ids.index(stop) + 1
+        if now <= lunch_start < now + t[prev, node] + problem.dwell_s[node - 1]:
+            now = float(lunch_end)  # the break comes before this leg
+        now += t[prev, node]
+        driving += t[prev, node]
+        arrivals.append(now)
+        now += float(problem.dwell_s[node - 1])
+        departures.append(now)
+        prev = node
+    if lunch_start >= now:  # the break after the last stop
+        now = max(now, float(lunch_end))
+    driving += t[prev, 0]
+    return arrivals, departures, now + t[prev, 0], driving
+
+
 def test_every_route_respects_shift_and_break(result) -> None:  # type: ignore[no-untyped-def]
-    fleet = village_problem().fleet
+    """The clock times are recounted from the travel matrix and the dwell times, not read back."""
+    problem = village_problem()
+    fleet = problem.fleet
     assert result.route_days
     for day in result.route_days:
-        assert day.start_s == fleet.shift_start_s
-        assert day.end_s <= fleet.shift_start_s + fleet.shift_s
+        arrivals, departures, back, driving = _recount(problem, day)
+        np.testing.assert_allclose(day.arrivals_s, arrivals, atol=len(arrivals) + 1)  # whole seconds, rounded
+        np.testing.assert_allclose(day.departures_s, departures, atol=len(arrivals) + 1)
+        assert day.driving_s == pytest.approx(driving, abs=1e-6)
+        assert back <= fleet.shift_start_s + fleet.shift_s + 1  # home before the shift ends
         lunch_start, lunch_end = day.lunch
         assert lunch_end - lunch_start == fleet.lunch_s
         assert fleet.lunch_earliest_s <= lunch_start <= fleet.lunch_latest_s
-        for a, d in zip(day.arrivals_s, day.departures_s, strict=True):
-            assert a < d
-            assert d <= lunch_start or a >= lunch_end  # no stop overlaps the break
+        for a, d in zip(arrivals, departures, strict=True):
+            assert d <= lunch_start + 1 or a >= lunch_end - 1  # no stop overlaps the break
+        # the working time (driving and dwell, without the break) fits the shift minus the break
+        dwell = sum(problem.dwell_s[problem.stop_ids.index(s)] for s in day.stops)
+        assert driving + dwell <= fleet.shift_s - fleet.lunch_s + 1
 
 
 def test_each_stop_keeps_its_weekday_and_interval_across_the_cycle(result) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import Settings
-from service.plans.location import PlanRequest, region_kpis, run_plan
+from service.plans.pipeline import run_plan
+from service.plans.report import region_kpis
+from service.plans.scenario import Scenario
 
 runner = CliRunner()
 
@@ -59,28 +61,41 @@ def test_map_is_offline_and_attributed(demo_out: Path) -> None:
     assert "L.map(" in html and '"roads"' in html
 
 
+def _study(**location: object) -> Scenario:
+    """A branch-only study of the toy region (a ``location`` section), 15-minute standard."""
+    return Scenario.parse({"name": "toy-branches", "region": "toy", "location": {"standard_min": 15, **location},
+                           "solve": {"time_limit_s": 10, "seed": 3}})  # fmt: skip
+
+
 def test_same_seed_same_plan(toy_region, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings()
-    req = PlanRequest(budget_share=0.7, seed=3, time_limit_s=10)
-    a = run_plan(toy_region, req, tmp_path / "a", leaflet_dir=settings.leaflet_dir)
-    b = run_plan(toy_region, req, tmp_path / "b", leaflet_dir=settings.leaflet_dir)
+    spec = _study(budget_share=0.7)
+    a = run_plan(toy_region, spec, tmp_path / "a", leaflet_dir=settings.leaflet_dir)
+    b = run_plan(toy_region, spec, tmp_path / "b", leaflet_dir=settings.leaflet_dir)
     assert a["decisions"] == b["decisions"] and a["kpis"] == b["kpis"]
 
 
 def test_plan_kpis_match_an_independent_recount(toy_region, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    plan = run_plan(toy_region, PlanRequest(budget_share=0.6), tmp_path / "p", leaflet_dir=Settings().leaflet_dir)
+    plan = run_plan(toy_region, _study(budget_share=0.6), tmp_path / "p", leaflet_dir=Settings().leaflet_dir)
+    assert plan["study"] == "branches" and plan["location"]["model"] == "max_coverage"
     demand = pyogrio.read_dataframe(tmp_path / "p" / "layers.gpkg", layer="demand")
     t = demand["time_after_min"].to_numpy()
     within = float(demand["population"][np.nan_to_num(t, nan=np.inf) <= 15].sum())
-    assert plan["kpis"]["after"]["overall"]["within_15min"] == pytest.approx(within)
-    kept = np.array([d["decision"] == "keep" for d in plan["decisions"]])
-    assert region_kpis(toy_region, kept)["overall"] == pytest.approx(plan["kpis"]["after"]["overall"])
+    after = plan["kpis"]["today"]["plan"]
+    assert after["within_15_min"] == pytest.approx(within)
+    assert after["within_standard"] == pytest.approx(within)
+    kept = np.array([d["decision"] != "close" for d in plan["decisions"]["branches"]])
+    overall = region_kpis(toy_region, kept)["overall"]
+    for key, value in overall.items():  # the region report and the plan count access with one engine
+        assert after[key] == pytest.approx(value), key
 
 
 def test_forced_decisions_are_checked(toy_region, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from optimizer.errors import InvalidProblemError
 
     with pytest.raises(InvalidProblemError, match="unknown branch id"):
-        run_plan(toy_region, PlanRequest(keep=("nope",)), tmp_path / "x", leaflet_dir=Settings().leaflet_dir)
-    with pytest.raises(InvalidProblemError, match="both forced open"):
-        PlanRequest(keep=("a",), close=("a",))
+        run_plan(toy_region, _study(budget_share=0.7, keep=["nope"]), tmp_path / "x",
+                 leaflet_dir=Settings().leaflet_dir)  # fmt: skip
+    with pytest.raises(InvalidProblemError, match="both in keep and in close"):
+        _study(keep=["a"], close=["a"])
+    assert not (tmp_path / "x").exists()

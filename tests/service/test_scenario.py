@@ -1,4 +1,4 @@
-"""``branchnet plan --scenario``: the location section drives every model through the same job runner."""
+"""``branchnet plan --scenario``: a location section makes a branch-only study, through the one pipeline."""
 
 from __future__ import annotations
 
@@ -48,18 +48,22 @@ def test_every_objective_runs_from_a_scenario(data_dir: Path, tmp_path: Path, lo
     result = json.loads((out / "plan.json").read_text())
     assert result["solver"]["status"] in ("optimal", "feasible", "time_limit")
     assert result["solver"]["bound"] is not None and result["solver"]["gap"] is not None
+    assert result["study"] == "branches" and result["location"]["model"] in location
     if "p: 3" in location:
-        assert sum(d["decision"] == "keep" for d in result["decisions"]) == 3
+        assert sum(d["decision"] == "keep" for d in result["decisions"]["branches"]) == 3
 
 
 @pytest.mark.parametrize(
     ("scenario", "message"),
     [
-        ("region: toy\nlocation:\n  objective: p_median\n  pp: 3\n", "unknown field(s) ['pp']"),
-        ("region: toy\nlocation:\n  objective: best\n", "objective must be one of"),
+        ("region: toy\nlocation:\n  objective: p_median\n  pp: 3\n", "location.pp: Extra inputs are not permitted"),
+        ("region: toy\nlocation:\n  objective: best\n", "location.objective: Input should be 'max_coverage'"),
+        ("region: toy\nobjective: min_cost\nlocation:\n  objective: p_median\n", "location: a location section"),
+        ("region: toy\nlocation:\n  objective: min_cost\n", "min_cost needs coverage_target"),
+        ("region: toy\nlocation:\n  bookmobile: {vehicles: 1}\n", "has no bookmobile any more"),
         ("region: nowhere\nlocation:\n  objective: p_median\n  p: 2\n", "has not been imported"),
         ("region: toy\nlocation:\n  objective: p_median\n  p: 99\n", "choose p between"),
-        ("region: toy\nlocation:\n  budget: -5\n", "budget must be a positive number"),
+        ("region: toy\nlocation:\n  budget: -5\n", "location.budget: Input should be greater than 0"),
         ("region: toy\n", "max_coverage needs a budget"),  # no 'location' section: the joint planner's scenario
         ("region: toy\nlocation:\n  objective: p_median\n  p: 2\n  keep: [nope]\n", "unknown branch id"),
     ],
@@ -71,16 +75,19 @@ def test_bad_scenarios_name_the_field(data_dir: Path, tmp_path: Path, scenario: 
 
 
 def test_closing_two_small_branches_brings_a_bookmobile(data_dir: Path, tmp_path: Path, toy_region) -> None:  # type: ignore[no-untyped-def]
+    """The joint planner with two small branches forced closed (what a branch-only study with a bookmobile block
+    did before): a periodic timetable within the shifts, written as CSV, calendars and map layers."""
     small = toy_region.branches.sort_values("staffed_hours_week")["branch_id"].head(2).tolist()
     scenario = (
-        f"region: toy\nlocation:\n  objective: max_coverage\n  close: [{', '.join(small)}]\n"
-        "  bookmobile:\n    vehicles: 1\n    standard_min: 4\n    min_population: 20\n    min_branch_distance_m: 1500\n"
-        "solve:\n  time_limit_s: 10\n"
+        "name: toy-bookmobile\nregion: toy\nobjective: max_coverage\nbudget_share: 1.0\n"
+        "standards: {branch_drive_min: 4, stop_walk_min: 10}\nhours: {levels: [1.0]}\n"
+        "fleet: {max_vehicles: 1, intervals_weeks: [1, 2]}\nstops: {min_population: 20}\n"
+        f"forced: {{close: [{', '.join(small)}], no_desks: true}}\nsolve:\n  time_limit_s: 10\n"
     )
     code, output, out = plan(data_dir, scenario, tmp_path)
     assert code == 0, output
     result = json.loads((out / "plan.json").read_text())
-    mobile = result["bookmobile"]
+    mobile = result["decisions"]["bookmobile"]
     assert mobile["route_days"] >= 1 and mobile["stops_served"] >= 1
     timetable = (out / "timetable.csv").read_text().splitlines()
     assert timetable[0].startswith("organisation,mobile,route,community,stop")
@@ -92,7 +99,7 @@ def test_closing_two_small_branches_brings_a_bookmobile(data_dir: Path, tmp_path
     assert "Bookmobile routes" in (out / "map.html").read_text()
     assert (out / "bookmobile_routes.geojson").is_file()
     calendars = sorted((out / "calendars").glob("*.ics"))
-    assert 1 <= len(calendars) <= result["bookmobile"]["vehicles"]  # one per vehicle that drives
+    assert 1 <= len(calendars) <= mobile["vehicles"]  # one per vehicle that drives
     events = sum(p.read_text().count("BEGIN:VEVENT") for p in calendars)
     assert events == mobile["stops_served"]  # one recurring event per timetable row
     shift_end = 17 * 60  # the default shift: 09:00 for 8 hours

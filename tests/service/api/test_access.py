@@ -9,7 +9,7 @@ changes nothing; a foreign caller's successful call shows nothing of ``a``. ``te
 fails when an endpoint is added without its line.
 
 The world: organisation ``a`` has the toy region, a scenario and two succeeded runs whose results were written
-once by :func:`service.plans.pipeline.run_network_plan`; the app runs without its executor, so queued runs stay queued.
+once by :func:`service.plans.pipeline.run_plan`; the app runs without its executor, so queued runs stay queued.
 Also here: ``branchnet keys create`` makes a working key, ``branchnet serve`` starts uvicorn with the app factory,
 and ``.env.example`` lists every setting.
 """
@@ -162,11 +162,11 @@ class World:
 @pytest.fixture(scope="session")
 def toy_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The result folder of one planner run on the toy region (plan, timetable, layers, map)."""
-    from service.plans.pipeline import run_network_plan
+    from service.plans.pipeline import run_plan
     from service.plans.scenario import Scenario
 
     out = tmp_path_factory.mktemp("access-results") / "plan"
-    run_network_plan(toy_region, Scenario.parse(PLAN), out, leaflet_dir=LEAFLET, workers=1)
+    run_plan(toy_region, Scenario.parse(PLAN), out, leaflet_dir=LEAFLET, workers=1)
     assert {"plan.json", "timetable.csv", "layers.gpkg", "map.html"} <= {p.name for p in out.iterdir()}
     return out
 
@@ -178,7 +178,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
-    from service.runs.executor import summarize
+    from service.runs.worker import summarize
 
     data_dir = tmp_path_factory.mktemp(f"access-{request.param}")
     url = None

@@ -116,7 +116,7 @@ def test_upload_region_then_list_it_with_kpis(api: tuple[Any, Any], keys: Any, t
     assert str(data_dir) not in json.dumps(region)  # no server path leaks
     overall = region["kpis"]["overall"]
     assert overall["population"] == pytest.approx(10_000)
-    assert 0 < overall["share_within_5min"] <= overall["share_within_15min"] <= 1
+    assert 0 < overall["share_within_5_min"] <= overall["share_within_15_min"] <= 1
     assert region["kpis"]["by_area"] and region["kpis"]["by_group"]
 
     listed = client.get(f"{API}/regions", headers=keys.headers("a", "viewer")).json()
@@ -301,7 +301,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("unknown field", plan(colour="red"), "scenario: colour: Extra inputs are not permitted"),
     ("no region", plan(region=None), "scenario: region: Field required"),
     ("unknown objective", plan(objective="cheapest"),
-     "scenario: objective: Input should be 'min_cost', 'max_coverage' or 'pareto'"),
+     "scenario: objective: Input should be 'min_cost', 'max_coverage', 'pareto' or 'location'"),
     ("no budget", plan(budget_share=None), "scenario: max_coverage needs a budget (or budget_share)"),
     ("bad weekday", plan(fleet={"weekdays": [7]}), "scenario: fleet.weekdays: distinct weekdays 0 (Monday)"),
     ("wrong type", plan(solve={"time_limit_s": "soon"}),

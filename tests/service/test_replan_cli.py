@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geodata.timetable import COLUMNS, read_timetable
+from geodata.libraries_hacked import COLUMNS, read_timetable
 from service.cli import app
 
 runner = CliRunner()
@@ -136,7 +136,7 @@ def test_rows_moved_to_another_day_get_a_new_rule_and_start(tmp_path: Path) -> N
 
     import numpy as np
 
-    from geodata.timetable import timetable_from_rows
+    from geodata.libraries_hacked import timetable_from_rows
     from service.plans.replan import load_timetable, new_rows, to_model
 
     src = stops_csv(tmp_path / "stops.csv", ZIGZAG)

@@ -13,7 +13,7 @@ import pytest
 
 from optimizer._openvrp import best_open_path, improve_routes, path_travel
 from optimizer.params import SolveParams
-from optimizer.timetable import (
+from optimizer.replan import (
     PeriodicTimetable,
     check_timetable,
     crowfly_travel,
@@ -221,7 +221,7 @@ def test_improved_routes_cover_every_node_within_the_span() -> None:
 
 def test_optimizer_timetable_imports_no_pandas_or_geo_library() -> None:
     code = (
-        "import sys, optimizer.timetable\n"
+        "import sys, optimizer.replan\n"
         "print(','.join(m for m in ('pandas', 'geopandas', 'shapely', 'osmnx', 'pyproj', 'geodata', 'service')"
         " if m in sys.modules))"
     )

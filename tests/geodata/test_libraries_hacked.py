@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from geodata.errors import DataRepairWarning, InputFileError, InvalidValueError, MissingFieldError
-from geodata.timetable import (
+from geodata.libraries_hacked import (
     COLUMNS,
     calendar_text,
     parse_clock,
