@@ -34,8 +34,7 @@ def main() -> None:
 
     from geodata.region import RegionSources, prepare_region
     from service.config import Settings
-    from service.plans.location import PlanRequest, run_plan
-    from service.plans.pipeline import run_network_plan
+    from service.plans.pipeline import run_plan
     from service.plans.scenario import Scenario
     from service.store.regions import load_region, save_region
 
@@ -58,18 +57,20 @@ def main() -> None:
         region = prepare_region("rutland", sources, cache_dir=base / "cache")
         save_region(region, base / "regions")
         t_import = time.perf_counter() - t0
-        cold_plan = run_network_plan(region, scenario, base / "cold", leaflet_dir=leaflet)
+        cold_plan = run_plan(region, scenario, base / "cold", leaflet_dir=leaflet)
         cold = time.perf_counter() - t0
 
         t1 = time.perf_counter()
         warm_region = load_region("rutland", base / "regions")
         t_load = time.perf_counter() - t1
-        warm_plan = run_network_plan(warm_region, scenario, base / "warm", leaflet_dir=leaflet)
+        warm_plan = run_plan(warm_region, scenario, base / "warm", leaflet_dir=leaflet)
         warm = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        run_plan(warm_region, PlanRequest(objective="p_median", p=3, time_limit_s=20), base / "base",
-                 leaflet_dir=leaflet)  # fmt: skip
+        study = {"objective": "p_median", "p": 3}
+        pmedian = Scenario.parse({"name": "rutland-pmedian-3", "region": "rutland", "location": study,
+                                  "solve": {"time_limit_s": 20}})  # fmt: skip
+        run_plan(warm_region, pmedian, base / "base", leaflet_dir=leaflet)
         baseline = time.perf_counter() - t2
     same = cold_plan["decisions"] == warm_plan["decisions"]
     record = {
