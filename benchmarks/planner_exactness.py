@@ -136,7 +136,7 @@ def _run(label: str, built: Any, patterns: list[np.ndarray], time_limit_s: float
 
 def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
     from geodata.region import RegionSources, prepare_region
-    from service.plans.pipeline import build
+    from service.plans.build import build
     from service.plans.scenario import Scenario, example
 
     shared = shared_dir()
@@ -173,7 +173,7 @@ def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _demo(args: argparse.Namespace) -> list[dict[str, Any]]:
     from geodata.region import RegionSources, prepare_region
     from geodata.synthetic import generate_region, write_region
-    from service.plans.pipeline import build
+    from service.plans.build import build
     from service.plans.scenario import Scenario, example
 
     with tempfile.TemporaryDirectory() as tmp:
