@@ -14,7 +14,9 @@ error                                              HTTP    exit code  meaning
 :class:`PreconditionFailedError`                   412     2          ``If-Match`` names an older version
 :class:`PayloadTooLargeError`                      413     2          an upload above the configured limit
 :class:`UnsupportedMediaError`                     415     2          a body of the wrong content type
-:class:`ConfigurationError`                        503     2          the installation lacks something (Leaflet)
+:class:`ConfigurationError`                        503     2          the installation lacks something (Leaflet,
+                                                                         a Dask scheduler, a shared data folder)
+:class:`LockedError`                               409     75         another batch holds the lock (EX_TEMPFAIL)
 :class:`BadRequestError`                           422     2          a malformed request or argument
 ``optimizer.errors.OptimizerError``                422     2          a bad or infeasible problem or scenario
 ``geodata.errors.GeodataError``                    422     2          a bad input file
@@ -69,6 +71,10 @@ class ConfigurationError(ServiceError):
     """The installation lacks something the request needs (for example Leaflet for the maps)."""
 
 
+class LockedError(ServiceError):
+    """Another process holds the lock of an exclusive job (the nightly batch): try again when it ends."""
+
+
 class BadRequestError(ServiceError, ValueError):
     """A malformed request or command-line argument; the message names the field."""
 
@@ -90,6 +96,7 @@ TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (PayloadTooLargeError, ErrorKind(413, 2, True)),
     (UnsupportedMediaError, ErrorKind(415, 2, True)),
     (ConfigurationError, ErrorKind(503, 2, True)),
+    (LockedError, ErrorKind(409, 75, True)),
     (BadRequestError, ErrorKind(422, 2, True)),
     (OptimizerError, ErrorKind(422, 2, True)),
     (GeodataError, ErrorKind(422, 2, True)),

@@ -5,7 +5,8 @@ an API key in ``X-API-Key`` (or ``Authorization: Bearer ...``). Routers:
 
 - :mod:`service.api.regions` — regions (upload through :mod:`service.api.uploads`, or register; list, delete);
 - :mod:`service.api.scenarios` — scenarios (CRUD);
-- :mod:`service.api.runs` — runs (async, progress, cancel), results, compare.
+- :mod:`service.api.runs` — runs (async, progress, cancel), results, compare;
+- :mod:`service.api.batches` — the nightly batches' morning reports.
 
 Dependencies (the caller, roles, sessions) are in :mod:`service.api.deps`, request bodies and OpenAPI helpers in
 :mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`. Errors answer by the one error table
@@ -108,8 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra.update(svc.executor.gauges())
         return svc.metrics.render(extra)
 
-    from service.api import regions, runs, scenarios
+    from service.api import batches, regions, runs, scenarios
 
-    for router in (regions.router, scenarios.router, runs.router):
+    for router in (regions.router, scenarios.router, runs.router, batches.router):
         app.include_router(router, prefix=API)
     return app

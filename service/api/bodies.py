@@ -4,10 +4,8 @@ error a precise 4xx), JSON-safe values, and request-body schemas for the OpenAPI
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-import numpy as np
 from fastapi import Request
 
 from service.errors import (
@@ -18,23 +16,6 @@ from service.errors import (
 
 MB = 1024 * 1024
 MAX_JSON_BYTES = 1 * MB
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays as Python values and non-finite floats as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
 
 
 async def json_body(request: Request) -> Any:

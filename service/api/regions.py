@@ -18,26 +18,21 @@ one.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import threading
-import uuid
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from geodata.errors import GeodataError
-from geodata.region import RegionData, prepare_region
+from geodata.region import prepare_region
 from service.api.auth import Principal
-from service.api.bodies import inline_refs, json_body, jsonable, media_name
+from service.api.bodies import inline_refs, json_body, media_name
 from service.api.deps import DB, Admin, Services, Svc, Viewer
 from service.api.uploads import (
     FILE_TYPES,
@@ -55,78 +50,16 @@ from service.errors import (
     NotFoundError,
     UnsupportedMediaError,
 )
-from service.plans.report import region_kpis
+from service.plans.report import region_summary
 from service.store.db import Region
 from service.store.db import Scenario as ScenarioRow
-from service.store.files import FileStore
-from service.store.regions import save_region
+from service.store.regions import store_region
 
 router = APIRouter()
 log = logging.getLogger("branchnet.api.regions")
 ACTIVE_RUNS = ("queued", "running")
 # Imports are CPU- and memory-heavy: one at a time per process (this also keeps warnings capture unshared).
 _IMPORT_LOCK = threading.Lock()
-
-
-def region_summary(region: RegionData) -> dict[str, Any]:
-    """What the API shows of a region: its size, networks, notes, branches and the current network's KPIs."""
-    meta = region.meta
-    kpis = region_kpis(region, np.ones(len(region.branches), dtype=bool))
-    branches = [{"id": str(b), "name": str(n)} for b, n in zip(region.branches["branch_id"], region.branches["name"],
-                                                                strict=True)]  # fmt: skip
-    out = {
-        "population": meta.get("population"),
-        "demand_points": meta.get("demand_points"),
-        "branches": meta.get("branches"),
-        "crs": meta.get("crs"),
-        "networks": meta.get("networks"),
-        "notes": meta.get("notes", []),
-        "max_branch_snap_m": meta.get("max_branch_snap_m"),
-        "sources": meta.get("sources"),
-        "digests": meta.get("digests"),
-        "attribution": meta.get("attribution"),
-        "branch_list": branches,
-        "kpis": kpis,
-    }
-    return dict(jsonable(out))
-
-
-def store_region(
-    session: Session, files: FileStore, org_id: str, region: RegionData, summary: dict[str, Any]
-) -> Region:
-    """Save ``region`` into the organisation's regions folder and insert its row; commit. 409 on a name clash.
-
-    The region is first written to a private staging folder; the row is inserted (its unique (org, name) key
-    reserves the name until the commit) before the folder is renamed into place, so two imports of one name never
-    overwrite each other and a failure leaves neither a row nor a folder.
-    """
-    regions_dir = files.regions_dir(org_id)
-    staging = regions_dir / f".staging-{uuid.uuid4().hex}"
-    target = regions_dir / region.name
-    placed = False
-    try:
-        staged = save_region(region, staging)
-        path = target.relative_to(files.root).as_posix()  # like Run.result_path: relative to the file store root
-        row = Region(org_id=org_id, name=region.name, path=path, summary=summary)
-        session.add(row)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise ConflictError(f"a region named {region.name!r} already exists in your organisation") from None
-        if target.exists():  # a leftover without a row (we hold the name): replace it
-            os.replace(target, staging / "leftover")
-        os.replace(staged, target)
-        placed = True
-        session.commit()
-        return row
-    except BaseException:
-        session.rollback()
-        if placed:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _region_out(row: Region, *, detail: bool) -> dict[str, Any]:
@@ -173,9 +106,11 @@ def run_import(svc: Services, session: Session, who: Principal, req: ImportReque
             warnings.simplefilter("always")
             try:
                 region = prepare_region(req.name, sources, cache_dir=svc.settings.cache_dir)
-            except (GeodataError, ValueError, KeyError) as exc:
+            except GeodataError as exc:  # the files' fault; anything else is a bug (an internal error, 500)
                 raise BadRequestError(req.explain(str(exc))) from None
-            region.meta["sources"] = req.public_sources(sources)  # region.json never holds upload paths
+            if req.upload_dir is None:  # registered server files stay: the nightly batch re-reads them
+                region.meta["source_paths"] = {k: v for k, v in vars(sources).items() if k in FILE_TYPES and v}
+            region.meta["sources"] = req.public_sources(sources)  # region.json never shows upload paths
             summary = region_summary(region)
         notes = [req.explain(str(w.message)) for w in caught
                  if not issubclass(w.category, DeprecationWarning | FutureWarning)]  # fmt: skip

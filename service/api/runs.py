@@ -54,6 +54,8 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     summary: dict[str, Any]
+    trigger: Literal["api", "batch"] = Field(description="who queued it: a user (api) or the nightly batch")
+    batch_id: str | None = Field(description="the nightly batch that computed it (see /batches/{id})")
     links: dict[str, str]
 
 
@@ -66,7 +68,8 @@ def run_out(request: Request, run: Run) -> RunOut:
     return RunOut(
         id=run.id, scenario_id=run.scenario_id, status=run.status, progress=round(run.progress, 1),  # type: ignore[arg-type]
         stage=run.stage, error=run.error, attempts=run.attempts, worker=run.worker, created_at=run.created_at,
-        started_at=run.started_at, finished_at=run.finished_at, summary=run.summary or {}, links=links,
+        started_at=run.started_at, finished_at=run.finished_at, summary=run.summary or {},
+        trigger=run.trigger or "api", batch_id=run.batch_id, links=links,  # type: ignore[arg-type]
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from service.config import Settings
 
 app = typer.Typer(help="Plan library networks: branches, bookmobiles and outreach.", no_args_is_help=True)
 console = Console(width=None if Console().is_terminal else 132)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line (logs and tests read it whole)
 JsonOption = typer.Option("--json", help="Print the same numbers as one JSON document, for scripts and the batch.")
 
 

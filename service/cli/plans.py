@@ -9,14 +9,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geodata.region import RegionSources, prepare_region
 from service import errors
 from service.cli._common import JsonOption, app, console, err, print_json, progress_bar, settings, user_errors
 from service.cli.regions import print_region
 from service.config import REPO_ROOT
-from service.plans import pipeline
-from service.plans.scenario import Scenario
-from service.store.regions import load_region, save_region
+
+# The planner, geodata and GeoPandas are imported inside the commands: `branchnet batch` and `--help` start fast.
 
 
 @app.command()
@@ -50,6 +48,10 @@ def plan(
     the file has a `location` section (examples/rutland_location.yaml). `branchnet plan REGION --objective ...`
     writes that branch-only study from the flags. Both go through the one pipeline.
     """
+    from service.plans import pipeline
+    from service.plans.scenario import Scenario
+    from service.store.regions import load_region
+
     config = settings()
     if region is not None and scenario is None and Path(region).suffix.lower() in (".yaml", ".yml", ".json"):
         scenario, region = Path(region), None
@@ -158,7 +160,11 @@ def demo(
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Run the main job on a seeded synthetic merged municipality: generate, import, plan (joint planner), map."""
+    from geodata.region import RegionSources, prepare_region
     from geodata.synthetic import generate_region, write_region
+    from service.plans import pipeline
+    from service.plans.scenario import Scenario
+    from service.store.regions import save_region
 
     config = settings()
     name = f"synthetic-{preset}-{seed}"

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from geodata.region import RegionSources, prepare_region
-from optimizer.kpis import DRIVE_BANDS_MIN
 from service.cli._common import JsonOption, app, console, print_json, progress_bar, settings, user_errors
-from service.plans.report import region_kpis
-from service.store.regions import check_name, list_regions, load_region, save_region
+
+# geodata, the planner and GeoPandas are imported inside the commands: `branchnet batch` and `--help` start fast.
 
 region_app = typer.Typer(help="Import and inspect regions.", no_args_is_help=True)
 app.add_typer(region_app, name="region")
@@ -21,6 +18,8 @@ app.add_typer(region_app, name="region")
 
 def kpi_table(kpis: dict[str, Any], title: str, *, by: str | None = None, limit: int = 40) -> Table:
     """Render access KPIs (overall, or by area/group) as a table."""
+    from optimizer.kpis import DRIVE_BANDS_MIN
+
     rows = {"all": kpis["overall"]} if by is None else kpis[by]
     table = Table(title=title, title_justify="left")
     first = "area" if by == "by_area" else ("group" if by == "by_group" else "")
@@ -65,20 +64,24 @@ def region_import(
     ] = None,
 ) -> None:
     """Build a region from raw files into the data directory (BRANCHNET_DATA_DIR)."""
+    from geodata.region import RegionSources, prepare_region
+    from service.store.regions import check_name, save_region
+
     config = settings()
+    # absolute paths: the nightly batch re-reads the files from wherever it runs
     sources = RegionSources(
-        osm=str(osm),
-        population=str(population),
-        branches=str(branches),
-        population_table=str(population_table) if population_table else None,
+        osm=str(osm.resolve()),
+        population=str(population.resolve()),
+        branches=str(branches.resolve()),
+        population_table=str(population_table.resolve()) if population_table else None,
         join_on=join_on,
         population_field=population_field,
         area_field=area_field,
         group_field=group_field,
         id_field=id_field,
         crs=crs,
-        speeds=str(speeds) if speeds else None,
-        settlements=str(settlements) if settlements else None,
+        speeds=str(speeds.resolve()) if speeds else None,
+        settlements=str(settlements.resolve()) if settlements else None,
         age_shares=_parse_shares(age_shares),
     )
     with user_errors():
@@ -121,6 +124,11 @@ def region_show(
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Print the current network's access KPIs, overall and per census area or former municipality."""
+    import numpy as np
+
+    from service.plans.report import region_kpis
+    from service.store.regions import load_region
+
     config = settings()
     with user_errors():
         region = load_region(name, config.regions_dir)
@@ -140,6 +148,8 @@ def region_show(
 @region_app.command("list")
 def region_list(as_json: Annotated[bool, JsonOption] = False) -> None:
     """List imported regions."""
+    from service.store.regions import list_regions
+
     names = list_regions(settings().regions_dir)
     if as_json:
         print_json({"regions": names})

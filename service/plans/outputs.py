@@ -37,21 +37,25 @@ def atomic_dir(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _clean(value: Any) -> Any:
-    """Make a value JSON-safe: numpy scalars to Python, NaN and infinities to null."""
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python values and non-finite floats as None (strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
 
 
 def write_json(data: dict[str, Any], path: Path) -> Path:
-    path.write_text(json.dumps(_clean(data), indent=2, allow_nan=False))
+    path.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False))
     return path
 
 

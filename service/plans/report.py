@@ -15,6 +15,7 @@ from geodata.region import RegionData
 from optimizer.kpis import access_kpis
 from optimizer.planner import PlanDecision, PlannerResult, access, covered_people, kpis, today
 from service.plans.build import MILE_M, Built
+from service.plans.outputs import jsonable
 from service.plans.scenario import AGE_GROUPS
 
 
@@ -287,3 +288,26 @@ def summary_html(b: Built, r: PlannerResult, k0: dict[str, Any]) -> str:
         f"vehicle(s), {int(r.stop_served.sum())} stops</td></tr><tr><td>Solver</td><td>{r.status}, gap {gap}, "
         f"{r.iterations} round(s)</td></tr></table>"
     )
+
+
+def region_summary(region: RegionData) -> dict[str, Any]:
+    """What the API shows of a region: its size, networks, notes, branches and the current network's KPIs."""
+    meta = region.meta
+    kpis = region_kpis(region, np.ones(len(region.branches), dtype=bool))
+    branches = [{"id": str(b), "name": str(n)} for b, n in zip(region.branches["branch_id"], region.branches["name"],
+                                                                strict=True)]  # fmt: skip
+    out = {
+        "population": meta.get("population"),
+        "demand_points": meta.get("demand_points"),
+        "branches": meta.get("branches"),
+        "crs": meta.get("crs"),
+        "networks": meta.get("networks"),
+        "notes": meta.get("notes", []),
+        "max_branch_snap_m": meta.get("max_branch_snap_m"),
+        "sources": meta.get("sources"),  # labels for uploads; never the private ``source_paths``
+        "digests": meta.get("digests"),
+        "attribution": meta.get("attribution"),
+        "branch_list": branches,
+        "kpis": kpis,
+    }
+    return dict(jsonable(out))

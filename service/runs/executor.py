@@ -139,7 +139,7 @@ class _BaseExecutor:
     def recover(self) -> list[str]:
         """At start: every run still ``running`` lost its worker (none runs yet); apply the lost-worker rule."""
         with session_scope(self.sessions) as s:
-            lost = list(s.scalars(select(Run).where(Run.status == "running")))
+            lost = list(s.scalars(select(Run).where(Run.status == "running", Run.trigger == "api")))
             for run in lost:
                 self.lost(s, run, LOST)
             ids = [r.id for r in lost]
@@ -186,8 +186,8 @@ class _BaseExecutor:
             return
         with self.sessions() as s:
             rows = s.execute(
-                select(Run.id, Run.attempts).where(Run.status == "queued").order_by(Run.created_at, Run.id)
-                .limit(free + len(busy))
+                select(Run.id, Run.attempts).where(Run.status == "queued", Run.trigger == "api")
+                .order_by(Run.created_at, Run.id).limit(free + len(busy))
             ).all()  # fmt: skip
         for run_id, attempts in [r for r in rows if r[0] not in busy][:free]:
             with self.lock:

@@ -105,6 +105,12 @@ class _Execution:
         self.stage = ""
         self.percent = 0.0
         self.last_write = 0.0
+        self.timed_stage = ""
+        self.stage_t0 = 0.0
+        self.stage_s: dict[str, float] = {}
+        self.scenario_id: str | None = None
+        self.fingerprinted = False
+        self.region_meta: dict[str, Any] = {}
 
     def _mine(self) -> Any:
         return (Run.id == self.run_id) & (Run.status == "running") & (Run.attempts == self.attempt)
@@ -138,10 +144,16 @@ class _Execution:
                 return None
             self.attempt = attempts + 1
             self.org_id = run.org_id
+            self.scenario_id, self.fingerprinted = run.scenario_id, run.fingerprint is not None
             return run.org_id, dict(run.body)
 
     def progress(self, stage: str, fraction: float) -> None:
         """The planner's progress callback: write (throttled) and abort when the run is no longer ours."""
+        clock_now = time.perf_counter()
+        if stage != self.timed_stage:  # the time spent in each stage, for the batch's report
+            if self.timed_stage:
+                self.stage_s[self.timed_stage] = self.stage_s.get(self.timed_stage, 0.0) + clock_now - self.stage_t0
+            self.timed_stage, self.stage_t0 = stage, clock_now
         lo, hi = STAGES.get(stage, (self.percent, self.percent))
         percent = max(self.percent, lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0))
         clock = time.monotonic()
@@ -162,9 +174,16 @@ class _Execution:
         try:
             plan = self._plan(org_id, body, out_dir)
             summary = summarize(plan)
+            if self.timed_stage:
+                self.stage_s[self.timed_stage] = self.stage_s.get(self.timed_stage, 0.0) + (
+                    time.perf_counter() - self.stage_t0
+                )
+            summary["stages_s"] = {k: round(v, 3) for k, v in self.stage_s.items()}
             values = {"status": "succeeded", "progress": 100.0, "stage": "done", "error": None, "summary": summary,
                       "result_path": out_dir.relative_to(self.files.root).as_posix(), "finished_at": now()}  # fmt: skip
             with self.engine.begin() as conn:
+                if not self.fingerprinted:  # an API run: record what it was planned from (the batch skips it)
+                    values.update(self._inputs(conn, body))
                 if is_postgres(self.engine):
                     write_features(conn, self.run_id, org_id, out_dir / "layers.gpkg")
                 if not rowcount(conn.execute(update(Run).where(self._mine()).values(**values))):
@@ -192,9 +211,21 @@ class _Execution:
         scenario = Scenario.parse(body)
         self.progress("loading region", 0.0)
         region = load_region(scenario.region, self.files.regions_dir(org_id))
+        self.region_meta = region.meta
         self.progress("loading region", 1.0)
         return run_plan(region, scenario, out_dir, leaflet_dir=self.leaflet_dir, progress=self.progress,
                                 workers=self.workers)  # fmt: skip
+
+    def _inputs(self, conn: Any, body: dict[str, Any]) -> dict[str, Any]:
+        """The run's inputs and fingerprint (:mod:`service.runs.fingerprint`), as the nightly batch computes them."""
+        from service.runs.fingerprint import recorded_sources, run_inputs
+        from service.store.db import Scenario as ScenarioRow
+
+        version = None
+        if self.scenario_id is not None:
+            version = conn.execute(select(ScenarioRow.version).where(ScenarioRow.id == self.scenario_id)).scalar()
+        inputs, digest = run_inputs(body, recorded_sources(self.region_meta), self.workers, version)
+        return {"inputs": inputs, "fingerprint": digest}
 
     def _status(self) -> str:
         with self.sessions() as s:

@@ -120,6 +120,26 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: ``api`` (a user's request) or ``batch`` (the nightly batch): each executor takes only its own runs.
+    trigger: Mapped[str] = mapped_column(String(16), default="api", server_default="api", index=True)
+    batch_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    #: SHA-256 of every input of the run (scenario, region sources, solver settings, versions), and its parts.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Batch(Base):
+    """One nightly batch: its options, status, exit code and morning report."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 def make_engine(url: str) -> Engine:

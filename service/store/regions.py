@@ -13,14 +13,20 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from geodata import _cache
 from geodata.region import RegionData
-from service.errors import BadRequestError, RegionNotFoundError
+from service.errors import BadRequestError, ConflictError, RegionNotFoundError
+from service.store.db import Region
+from service.store.files import FileStore
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -109,3 +115,51 @@ def load_region(name: str, regions_dir: Path) -> RegionData:
         meta=meta,
         settlements=gpd.read_file(folder / "settlements.gpkg") if (folder / "settlements.gpkg").is_file() else None,
     )
+
+
+def store_region(
+    session: Session, files: FileStore, org_id: str, region: RegionData, summary: dict[str, Any]
+) -> Region:
+    """Save ``region`` into the organisation's regions folder and insert its row; commit. 409 on a name clash.
+
+    The region is first written to a private staging folder; the row is inserted (its unique (org, name) key
+    reserves the name until the commit) before the folder is renamed into place, so two imports of one name never
+    overwrite each other and a failure leaves neither a row nor a folder.
+    """
+    regions_dir = files.regions_dir(org_id)
+    staging = regions_dir / f".staging-{uuid.uuid4().hex}"
+    target = regions_dir / region.name
+    placed = False
+    try:
+        staged = save_region(region, staging)
+        path = target.relative_to(files.root).as_posix()  # like Run.result_path: relative to the file store root
+        row = Region(org_id=org_id, name=region.name, path=path, summary=summary)
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise ConflictError(f"a region named {region.name!r} already exists in your organisation") from None
+        if target.exists():  # a leftover without a row (we hold the name): replace it
+            os.replace(target, staging / "leftover")
+        os.replace(staged, target)
+        placed = True
+        session.commit()
+        return row
+    except BaseException:
+        session.rollback()
+        if placed:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_region(
+    session: Session, files: FileStore, row: Region, region: RegionData, summary: dict[str, Any]
+) -> None:
+    """Replace a stored region's data and summary (a re-import): the folder is swapped atomically, then the row's
+    summary is committed; a failure before the swap leaves the old region whole."""
+    save_region(region, files.root / Path(row.path).parent)
+    row.summary = summary
+    session.commit()

@@ -30,10 +30,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.api.auth import create_key
-from service.api.regions import region_summary, store_region
+from service.batch.report import summarise
 from service.config import REPO_ROOT, Settings
-from service.store.db import ROLES, ApiKey, Region, Run
+from service.plans.report import region_summary
+from service.store.db import ROLES, ApiKey, Batch, Region, Run
 from service.store.db import Scenario as ScenarioRow
+from service.store.regions import store_region
 from tests.service.api.conftest import LEAFLET, Keys, create_keys
 
 API = "/api/v1"
@@ -92,6 +94,10 @@ ENDPOINTS = [
     E("GET", "/runs/{run}/layers/{layer}.geojson", "viewer", 200),
     E("GET", "/runs/{run}/map", "viewer", 200),
     E("GET", "/compare?runs={run},{run2}", "viewer", 200),
+    # the nightly batches' reports (another organisation's batch is missing: 404)
+    E("GET", "/batches", "viewer", 200, foreign=200),
+    E("GET", "/batches/{batch}", "viewer", 200),
+    E("GET", "/batches/{batch}/report.html", "viewer", 200),
 ]
 
 
@@ -209,8 +215,17 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 run.result_path = folder.relative_to(services.files.root).as_posix()
                 run.summary = summarize(json.loads((folder / "plan.json").read_text()))
                 runs.append(run.id)
+            row = {"scenario_id": scenario.id, "name": "toy-access", "org_id": a, "org": "org-a", "region": "toy",
+                   "status": "succeeded", "reasons": ["scenario edited"], "attempts": 1, "retried": False,
+                   "run_id": runs[1], "previous_run": runs[0], "seconds": 1.0, "stages_s": {}, "worker": "w",
+                   "peak_rss_mb": 100.0, "error": None}  # fmt: skip
+            batch = Batch(status="succeeded", exit_code=0, options={},
+                          report={"batch_id": "x", "scenarios": [row], "changes": [], "reimported": [], "wall_s": 1.0,
+                                  **summarise([row], 1.0)})  # fmt: skip
+            s.add(batch)
             s.commit()
-            ids = {"region": region.id, "scenario": scenario.id, "run": runs[0], "run2": runs[1], "layer": "branches"}
+            ids = {"region": region.id, "scenario": scenario.id, "run": runs[0], "run2": runs[1], "layer": "branches",
+                   "batch": batch.id}  # fmt: skip
         yield World(TestClient(app), services, keys, revoked, ids)
     finally:
         services.engine.dispose()

@@ -92,7 +92,8 @@ def test_every_entry_point_goes_through_the_pipeline(spy: list[str], toy_region:
 
 def _stored_run(client: Any, services: Any, region: Any, body: dict[str, Any]) -> tuple[str, Keys]:
     """Store ``region`` for organisation a, post ``body`` as its scenario and queue a run; the run's id, the keys."""
-    from service.api.regions import region_summary, store_region
+    from service.plans.report import region_summary
+    from service.store.regions import store_region
 
     keys = create_keys(services, orgs=("a",))
     with services.sessions() as s:

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from service.api.regions import region_summary, store_region
 from service.errors import ConflictError, classify
+from service.plans.report import region_summary
 from service.store.db import ApiKey, Organisation, Region, Run
 from service.store.db import Scenario as ScenarioRow
+from service.store.regions import store_region
 from tests.service.api.conftest import create_keys
 
 API = "/api/v1"

@@ -1,0 +1,70 @@
+"""The nightly batches' morning reports (mounted under ``/api/v1``; viewer role).
+
+- ``GET /batches``: the latest batches that touched the caller's organisation, newest first, with their counts;
+- ``GET /batches/{id}``: one batch's report (``batch-report.json``) cut to the caller's organisation: its own
+  scenarios, its own changes, and counts recomputed over them;
+- ``GET /batches/{id}/report.html``: the same, as the readable page.
+
+A batch that ran none of the caller's scenarios answers 404, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from service.api.auth import Principal
+from service.api.deps import DB, Viewer
+from service.batch.report import for_org, render_html
+from service.errors import NotFoundError
+from service.store.db import Batch
+
+router = APIRouter(tags=["batches"])
+#: How many recent batches ``GET /batches`` looks through.
+SCAN = 500
+
+
+def _meta(row: Batch) -> dict[str, Any]:
+    return {"id": row.id, "status": row.status, "exit_code": row.exit_code, "started_at": row.started_at,
+            "finished_at": row.finished_at, "links": {"self": f"/api/v1/batches/{row.id}",
+                                                       "html": f"/api/v1/batches/{row.id}/report.html"}}  # fmt: skip
+
+
+def _report(session: DB, who: Principal, batch_id: str) -> tuple[Batch, dict[str, Any]]:
+    row = session.get(Batch, batch_id)
+    mine = for_org(row.report or {}, who.org_id) if row is not None else None
+    if row is None or mine is None:
+        raise NotFoundError(f"batch {batch_id!r} not found")
+    return row, mine
+
+
+@router.get("/batches")
+def list_batches(who: Viewer, session: DB, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[dict[str, Any]]:
+    """The latest batches that ran or checked any of your organisation's scenarios, newest first."""
+    out = []
+    for row in session.scalars(select(Batch).order_by(Batch.started_at.desc(), Batch.id).limit(SCAN)):
+        mine = for_org(row.report or {}, who.org_id)
+        if mine is None:
+            continue
+        out.append({**_meta(row), "counts": mine["counts"], "changes": len(mine["changes"]),
+                    "wall_s": mine.get("wall_s")})  # fmt: skip
+        if len(out) >= limit:
+            break
+    return out
+
+
+@router.get("/batches/{batch_id}")
+def get_batch(batch_id: str, who: Viewer, session: DB) -> dict[str, Any]:
+    """The batch's report for your organisation: counts, every one of your scenarios, and what changed."""
+    row, mine = _report(session, who, batch_id)
+    return {**_meta(row), **mine}
+
+
+@router.get("/batches/{batch_id}/report.html", response_class=HTMLResponse)
+def batch_html(batch_id: str, who: Viewer, session: DB) -> HTMLResponse:
+    """The batch's report for your organisation as a readable page (no script, no external resource)."""
+    _, mine = _report(session, who, batch_id)
+    return HTMLResponse(render_html(mine))
