@@ -4,11 +4,18 @@ The graph is converted once to a CSR matrix (and its transpose), kept in a weak 
 so repeated calls pay only for the shortest-path kernel. Dijkstra runs from the smaller side: from the origins on
 the graph, or from the destinations on the reversed graph. Results can be cached on disk under the graph's
 content hash (``G.graph["branchnet_hash"]``, set by :func:`geodata.network.load_network`).
+
+With a ``cutoff`` (a walk of 10 minutes, a 10-minute drive catchment) only a disc around each origin matters: a
+path of cost at most ``cutoff`` is at most ``cutoff`` times the graph's fastest speed long, so it never leaves the
+disc of that radius around its origin (straight lines are the shortest). :func:`local_costs` runs Dijkstra for a
+few origins at a time on the subgraph of those discs, and returns only the reachable pairs: exact, and its time
+and memory grow with the pairs within reach instead of origins x all nodes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import weakref
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from geodata import _cache
 
@@ -39,6 +47,11 @@ class CompiledGraph:
         except KeyError as exc:
             raise KeyError(f"{side} node {exc.args[0]!r} is not in the graph") from None
 
+
+#: With a cutoff, :func:`local_costs` is used above this many origins x graph nodes, when a disc holds less than
+#: :data:`LOCAL_SHARE` of the graph's nodes (a 10-minute drive in a small region covers most of it: no gain).
+LOCAL_ABOVE = 2_000_000
+LOCAL_SHARE = 0.05
 
 # Weak cache: a compiled graph lives as long as its networkx graph. Adding or removing nodes or adjacencies
 # changes its fingerprint and forces a rebuild; changing weights or parallel edges in place needs clear_compiled(G).
@@ -93,6 +106,124 @@ def compile_graph(G: nx.Graph, weight: str = "travel_time") -> CompiledGraph:
 def clear_compiled(G: nx.Graph) -> None:
     """Forget the CSR conversion of ``G`` (after changing its edge weights in place)."""
     _COMPILED.pop(G, None)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """A compiled graph's node coordinates (in its order), a tree over them and its fastest speed (length per
+    unit of weight; ``inf`` when unknown: then nothing is local)."""
+
+    xy: np.ndarray
+    tree: cKDTree
+    speed: float
+
+
+_GEOMETRY: weakref.WeakKeyDictionary[nx.Graph, dict[str, _Geometry]] = weakref.WeakKeyDictionary()
+
+
+def _geometry(G: nx.Graph, weight: str, cg: CompiledGraph) -> _Geometry | None:
+    """Coordinates and the fastest speed of ``G`` for ``weight``, or None when its nodes have no coordinates."""
+    per_graph = _GEOMETRY.setdefault(G, {})
+    hit = per_graph.get(weight)
+    if hit is not None and len(hit.xy) == len(cg.index):
+        return hit
+    try:
+        xy = np.array([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in cg.index], dtype=np.float64).reshape(-1, 2)
+    except KeyError:
+        return None
+    if weight == "length":
+        speed = 1.0
+    else:
+        speed = 0.0
+        for _, _, data in G.edges(data=True):
+            length, cost = data.get("length"), data.get(weight)
+            if length is None or cost is None:
+                speed = math.inf
+                break
+            if length > 0:
+                speed = max(speed, length / cost) if cost > 0 else math.inf
+    geometry = _Geometry(xy, cKDTree(xy), speed)
+    per_graph[weight] = geometry
+    return geometry
+
+
+def _local_pays(G: nx.Graph, weight: str, cg: CompiledGraph, o_pos: np.ndarray, cutoff: float) -> bool:
+    """Whether :func:`local_costs` beats Dijkstra on the whole graph: many origins, and small discs (sampled)."""
+    if len(o_pos) * len(cg.index) <= LOCAL_ABOVE:
+        return False
+    geo = _geometry(G, weight, cg)
+    if geo is None or not math.isfinite(cutoff * geo.speed):
+        return False
+    sample = o_pos[:: max(1, len(o_pos) // 32)]
+    inside = geo.tree.query_ball_point(geo.xy[sample], r=cutoff * geo.speed, return_length=True)
+    return bool(np.mean(inside) < LOCAL_SHARE * len(cg.index))
+
+
+def local_costs(
+    G: nx.Graph,
+    origins: Sequence[Hashable] | np.ndarray,
+    destinations: Sequence[Hashable] | np.ndarray,
+    *,
+    cutoff: float,
+    weight: str = "travel_time",
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shortest-path costs of at most ``cutoff`` from origins to destinations, as the sparse triplets
+    ``(origin index, destination index, cost)`` (module docstring: exact, on discs around the origins).
+
+    Needs node coordinates ``x``, ``y`` in a metric CRS and an edge ``length`` beside ``weight``; without them it
+    computes on the whole graph (same result, slower).
+    """
+    o = np.asarray(origins)
+    d = np.asarray(destinations)
+    if not cutoff >= 0:
+        raise ValueError(f"cutoff must be a non-negative number, not {cutoff!r}")
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+    if len(o) == 0 or len(d) == 0:
+        return empty
+    cg = compile_graph(G, weight)
+    o_pos = cg.positions(o, "origin")
+    d_pos = cg.positions(d, "destination")
+    geo = _geometry(G, weight, cg)
+    n = cg.csr.shape[0]
+    radius = cutoff * geo.speed if geo is not None else math.inf
+    # destinations grouped by graph node: a chunk looks up the destinations at the nodes of its discs
+    d_order = np.argsort(d_pos, kind="stable")
+    d_sorted = d_pos[d_order]
+    rows, cols, costs = [], [], []
+    if geo is not None and math.isfinite(radius):
+        cell = max(radius, 1.0)
+        gx, gy = np.floor(geo.xy[o_pos, 0] / cell), np.floor(geo.xy[o_pos, 1] / cell)
+        o_order = np.lexsort((gx, gy))  # neighbouring origins together: their discs overlap
+    else:
+        o_order = np.arange(len(o))
+    local = np.full(n, -1, dtype=np.int64)
+    for lo in range(0, len(o), chunk):
+        block = o_order[lo : lo + chunk]
+        src = o_pos[block]
+        if geo is not None and math.isfinite(radius):
+            near = geo.tree.query_ball_point(geo.xy[src], r=radius * (1 + 1e-9) + 1e-6)
+            sub = np.unique(np.concatenate([src, *[np.asarray(x, dtype=np.int64) for x in near]]))
+        else:
+            sub = np.arange(n)
+        local[sub] = np.arange(len(sub))
+        dist = dijkstra(cg.csr[sub][:, sub], directed=True, indices=local[src], limit=float(cutoff))
+        start, stop = np.searchsorted(d_sorted, sub, side="left"), np.searchsorted(d_sorted, sub, side="right")
+        has = stop > start
+        if has.any():
+            counts = (stop - start)[has]
+            at = np.repeat(np.flatnonzero(has), counts)  # column of dist (subgraph node) per destination
+            first = np.repeat(start[has] - np.cumsum(counts) + counts, counts)  # the ranges start:stop, joined
+            which = d_order[first + np.arange(int(counts.sum()))]
+            sub_costs = dist[:, at]
+            r, c = np.nonzero(np.isfinite(sub_costs) & (sub_costs <= cutoff))
+            rows.append(block[r])
+            cols.append(which[c])
+            costs.append(sub_costs[r, c])
+        local[sub] = -1
+    if not rows:
+        return empty
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(costs)
 
 
 def _digest(a: np.ndarray) -> str:
@@ -150,6 +281,14 @@ def travel_time_matrix(
     cg = compile_graph(G, weight)
     o_pos = cg.positions(o, "origin")
     d_pos = cg.positions(d, "destination")
+    if cutoff is not None and _local_pays(G, weight, cg, o_pos, float(cutoff)):  # only the discs around the origins
+        r, c, v = local_costs(G, o, d, cutoff=float(cutoff), weight=weight)
+        result = np.full((len(o), len(d)), np.inf)
+        result[r, c] = v
+        if cache_file is not None:
+            with _cache.atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
+                np.save(f, result)
+        return result
     o_uniq, o_inv = np.unique(o_pos, return_inverse=True)
     d_uniq, d_inv = np.unique(d_pos, return_inverse=True)
     limit = np.inf if cutoff is None else float(cutoff)

@@ -19,10 +19,11 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from geodata.errors import InvalidValueError
-from geodata.matrix import travel_time_matrix
+from geodata.matrix import local_costs, travel_time_matrix
 from geodata.population import AGE_GROUPS
 
 #: Road types a bookmobile may stop on: local roads and village streets, not through roads.
@@ -228,22 +229,23 @@ def candidate_stops(
     speed = rules.walk_kph / 3.6
     limit = rules.walk_min * 60
     pop = pts["population"].to_numpy(dtype=float)[want]
-    reach = np.zeros((len(cand), len(want)), dtype=bool)
-    for lo in range(0, len(cand), 400):  # chunks bound the (stops x walk nodes) work array
-        hi = min(lo + 400, len(cand))
-        t = travel_time_matrix(walk, walk_nodes[c_pos[lo:hi]], walk_nodes[p_pos], cutoff=limit)
-        reach[lo:hi] = t + (c_dist[lo:hi, None] + p_dist[None, :]) / speed <= limit
+    # who can walk to which candidate (sparse: a few hundred homes per stop, not every home in the region)
+    at_c, at_p, secs = local_costs(walk, walk_nodes[c_pos], walk_nodes[p_pos], cutoff=limit)
+    ok = secs + (c_dist[at_c] + p_dist[at_p]) / speed <= limit
+    reach = sp.csr_matrix((np.ones(int(ok.sum())), (at_c[ok], at_p[ok])), shape=(len(cand), len(want)))
+    by_point = reach.tocsc()
     chosen: list[int] = []
     left = np.ones(len(want), dtype=bool)
-    gain = reach.astype(np.float64) @ pop  # people each candidate would newly serve, kept up to date
+    gain = reach @ pop  # people each candidate would newly serve, kept up to date
     while rules.max_stops is None or len(chosen) < rules.max_stops:
         best = int(np.argmax(gain))
         if gain[best] < max(rules.min_population, 1e-9):
             break
-        take = reach[best] & left
+        homes = reach.indices[reach.indptr[best] : reach.indptr[best + 1]]
+        take = homes[left[homes]]
         served_by[want[take]] = len(chosen)
-        left &= ~take
-        gain -= reach[:, take].astype(np.float64) @ pop[take]
+        left[take] = False
+        gain -= by_point[:, take] @ pop[take]
         chosen.append(best)
     if not chosen:
         return empty, served_by

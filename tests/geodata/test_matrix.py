@@ -142,3 +142,63 @@ def test_disk_cache_serves_identical_calls(tmp_path: Path) -> None:
     np.save(files[0], np.array([[123.0]]))  # prove the second call reads the file
     assert travel_time_matrix(G, [1], [2], cache_dir=tmp_path).tolist() == [[123.0]]
     assert travel_time_matrix(G, [1], [2], cutoff=100.0, cache_dir=tmp_path).tolist() == a.tolist()
+
+
+@st.composite
+def geometric_graphs(draw: st.DrawFn) -> nx.MultiDiGraph:
+    """Nodes at random points (metres); edges at least as long as the straight line, at speeds of 1 to 30 m/s."""
+    n = draw(st.integers(2, 40))
+    xy = np.array(draw(st.lists(st.tuples(st.floats(0, 5000), st.floats(0, 5000)), min_size=n, max_size=n)))
+    G = nx.MultiDiGraph()
+    for i, (x, y) in enumerate(xy):
+        G.add_node(i, x=float(x), y=float(y))
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.floats(1.0, 1.5),
+                                    st.floats(1.0, 30.0)), max_size=120))  # fmt: skip
+    for u, v, detour, speed in edges:
+        if u != v:
+            length = float(np.hypot(*(xy[u] - xy[v]))) * detour
+            G.add_edge(u, v, length=length, travel_time=length / speed)
+    return G
+
+
+@settings(max_examples=120, deadline=None)
+@given(G=geometric_graphs(), cutoff=st.floats(0, 600), chunk=st.integers(1, 8), data=st.data())
+def test_local_costs_are_exact(G: nx.MultiDiGraph, cutoff: float, chunk: int, data: st.DataObject) -> None:
+    """Dijkstra on the discs around a few origins at a time finds every pair within the cutoff, at its cost."""
+    from geodata.matrix import local_costs
+
+    nodes = list(G.nodes)
+    origins = data.draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=10))
+    destinations = data.draw(st.lists(st.sampled_from(nodes), min_size=1, max_size=15))
+    rows, cols, costs = local_costs(G, origins, destinations, cutoff=cutoff, chunk=chunk)
+    got = np.full((len(origins), len(destinations)), np.inf)
+    got[rows, cols] = costs
+    want = reference(G, origins, destinations, cutoff=cutoff)
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == len(rows)  # each pair once
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    assert np.allclose(got[np.isfinite(want)], want[np.isfinite(want)], atol=1e-6)
+
+
+def test_a_cutoff_matrix_on_a_large_graph_uses_the_discs_with_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import geodata.matrix as matrix
+
+    G = nx.grid_2d_graph(60, 60)
+    H = nx.MultiDiGraph()
+    for i, j in G.nodes:
+        H.add_node(60 * i + j, x=100.0 * i, y=100.0 * j)
+    for (ai, aj), (bi, bj) in G.edges:
+        for u, v in ((60 * ai + aj, 60 * bi + bj), (60 * bi + bj, 60 * ai + aj)):
+            H.add_edge(u, v, length=100.0, travel_time=100.0 / 1.4)
+    origins = list(H.nodes)[::7]
+    destinations = list(H.nodes)[::3]
+    used: list[int] = []
+    real = matrix.local_costs
+    monkeypatch.setattr(matrix, "local_costs", lambda *a, **k: used.append(1) or real(*a, **k))
+    monkeypatch.setattr(matrix, "LOCAL_ABOVE", 1000)
+    got = travel_time_matrix(H, origins, destinations, cutoff=300.0)
+    assert used, "the disc method was not used"
+    cg = compile_graph(H, "travel_time")
+    from scipy.sparse.csgraph import dijkstra
+
+    full = dijkstra(cg.csr, indices=cg.positions(origins, "o"), limit=300.0)[:, cg.positions(destinations, "d")]
+    assert np.array_equal(got, np.where(full <= 300.0, full, np.inf))
