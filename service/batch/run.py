@@ -316,7 +316,7 @@ def _execute(settings: Settings, options: BatchOptions, sessions: sessionmaker[S
         (waiting.setdefault(item.region_id, []) if state.reimport else ready).append(item)
     pending: dict[Any, tuple[str, Any]] = {}
     reimported: list[dict[str, Any]] = []
-    for region_id in waiting:
+    for region_id in sorted(waiting, key=lambda r: -_size(states[r])):
         fut = executor.submit(reimport_task, region_id, db_url, data_dir, str(settings.cache_dir), options.timeout_s,
                               key=f"branchnet-reimport-{batch_id}-{region_id}")  # fmt: skip
         pending[fut] = ("reimport", region_id)
@@ -331,7 +331,7 @@ def _execute(settings: Settings, options: BatchOptions, sessions: sessionmaker[S
                               key=f"branchnet-run-{item.run_id}-{item.attempts}")  # fmt: skip
         pending[fut] = ("plan", item)
 
-    for item in ready:
+    for item in sorted(ready, key=lambda i: -_size(states[i.region_id])):  # the largest first: a shorter tail
         launch(item)
     while pending:
         done = executor.wait_any(list(pending))
@@ -366,6 +366,11 @@ def _execute(settings: Settings, options: BatchOptions, sessions: sessionmaker[S
                 item.status = "failed"
             emit("done", _event(item))
     return reimported
+
+
+def _size(state: RegionState) -> float:
+    """A region's people: its scenarios' work grows with them (the longest tasks go first)."""
+    return float(state.meta.get("population") or 0.0)
 
 
 def _result(fut: Any) -> dict[str, Any]:
