@@ -12,6 +12,11 @@ Dependencies (the caller, roles, sessions) are in :mod:`service.api.deps`, reque
 :mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`. Errors answer by the one error table
 (:mod:`service.errors`). The app owns one :class:`~service.api.deps.Services` (engine, sessions, file store, run
 executor) in ``app.state.services``.
+
+OGC API – Features: :mod:`service.api.ogc`, mounted at ``/ogc`` (outside ``/api/v1``, the path GIS clients are
+given), serves the layers of the organisation's succeeded runs to QGIS's "WFS / OGC API – Features" connection and
+GDAL's OAPIF driver: landing page, OpenAPI 3.0 document (``/ogc/api``), conformance, collections and paged items.
+It also takes the key as the password of HTTP Basic (:func:`service.api.deps.basic_principal`).
 """
 
 from __future__ import annotations
@@ -113,4 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (regions.router, scenarios.router, runs.router, batches.router):
         app.include_router(router, prefix=API)
+    from service.api import ogc
+
+    app.include_router(ogc.router, prefix="/ogc")
     return app

@@ -1,8 +1,11 @@
 """What every request needs, as FastAPI dependencies: the app's :class:`Services`, a database session, the
-authenticated caller (:func:`principal`) and role checks (:func:`require`), with ``Annotated`` aliases."""
+authenticated caller (:func:`principal`, or :func:`basic_principal` for clients that only speak HTTP Basic) and
+role checks (:func:`require`), with ``Annotated`` aliases."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,32 +71,61 @@ def _key_of(request: Request) -> str | None:
     return key
 
 
+def _basic_key(request: Request) -> str | None:
+    """The password of ``Authorization: Basic`` (the user name is ignored), or None without a well-formed one."""
+    auth = request.headers.get("authorization", "")
+    if auth[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _user, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
 def _lookup(svc: Services, key: str | None) -> Principal | None:
     with svc.sessions() as session:
         return authenticate(session, key)
 
 
-async def principal(request: Request) -> Principal:
-    """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 without a valid key."""
+async def _caller(request: Request, key: str | None) -> Principal | None:
+    """The principal of ``key`` (from the short-lived cache when fresh), or None."""
     from starlette.concurrency import run_in_threadpool
 
     from service.api.auth import hash_key
 
-    key = _key_of(request)
-    who: Principal | None = None
-    if key:
-        digest = hash_key(key)
-        hit = _key_cache.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
-            who = hit[0]
-        else:
-            who = await run_in_threadpool(_lookup, _services(request), key)
-            if len(_key_cache) > 10_000:
-                _key_cache.clear()
-            _key_cache[digest] = (who, time.monotonic() + KEY_CACHE_S)
+    if not key:
+        return None
+    digest = hash_key(key)
+    hit = _key_cache.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    who = await run_in_threadpool(_lookup, _services(request), key)
+    if len(_key_cache) > 10_000:
+        _key_cache.clear()
+    _key_cache[digest] = (who, time.monotonic() + KEY_CACHE_S)
+    return who
+
+
+async def principal(request: Request) -> Principal:
+    """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 without a valid key."""
+    who = await _caller(request, _key_of(request))
     if who is None:
         raise HTTPException(401, "a valid API key is required (header X-API-Key or Authorization: Bearer)",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return who
+
+
+async def basic_principal(request: Request) -> Principal:
+    """The caller, from ``X-API-Key``, ``Authorization: Bearer`` or HTTP Basic with the key as the password (any
+    user name), for GIS clients that only speak Basic; 401 with a Basic challenge (so QGIS asks for it) without a
+    valid key."""
+    who = await _caller(request, _key_of(request) or _basic_key(request))
+    if who is None:
+        raise HTTPException(401, "a valid API key is required (header X-API-Key, Authorization: Bearer, or HTTP "
+                                 "Basic with the key as the password and any user name)",
+                            headers={"WWW-Authenticate": 'Basic realm="branchnet"'})  # fmt: skip
     return who
 
 
@@ -111,6 +143,8 @@ def require(role: str) -> Callable[[Principal], Any]:
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Planner = Annotated[Principal, Depends(require("planner"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+#: Any valid key (every role reads), also as the password of HTTP Basic: the OGC API's callers (GIS clients).
+BasicViewer = Annotated[Principal, Depends(basic_principal)]
 DB = Annotated[Session, Depends(db)]
 Svc = Annotated[Services, Depends(services)]
 Body = Annotated[Any, Depends(json_body)]
