@@ -121,4 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from service.api import ogc
 
     app.include_router(ogc.router, prefix="/ogc")
+    from service.web import mount_web  # the web app at /ui, and the pages' security headers
+
+    mount_web(app, settings)
     return app
