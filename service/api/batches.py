@@ -3,7 +3,7 @@
 - ``GET /batches``: the latest batches that touched the caller's organisation, newest first, with their counts;
 - ``GET /batches/{id}``: one batch's report (``batch-report.json``) cut to the caller's organisation: its own
   scenarios, its own changes, and counts recomputed over them;
-- ``GET /batches/{id}/report.html``: the same, as the readable page.
+- ``GET /batches/{id}/report.html``: the same, as the readable page, with each recomputed scenario's map.
 
 A batch that ran none of the caller's scenarios answers 404, exactly like a missing one.
 """
@@ -17,8 +17,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from service.api.auth import Principal
-from service.api.deps import DB, Viewer
-from service.batch.report import for_org, render_html
+from service.api.deps import DB, Svc, Viewer
+from service.batch.report import for_org, map_thumbnails, render_html
 from service.errors import NotFoundError
 from service.store.db import Batch
 
@@ -64,7 +64,7 @@ def get_batch(batch_id: str, who: Viewer, session: DB) -> dict[str, Any]:
 
 
 @router.get("/batches/{batch_id}/report.html", response_class=HTMLResponse)
-def batch_html(batch_id: str, who: Viewer, session: DB) -> HTMLResponse:
+def batch_html(batch_id: str, who: Viewer, session: DB, svc: Svc) -> HTMLResponse:
     """The batch's report for your organisation as a readable page (no script, no external resource)."""
     _, mine = _report(session, who, batch_id)
-    return HTMLResponse(render_html(mine))
+    return HTMLResponse(render_html(mine, map_thumbnails(session, svc.files, mine["scenarios"], who.org_id)))

@@ -4,7 +4,8 @@
 - ``GET /scenarios/{id}/runs``, ``GET /runs/{id}`` (viewer): status, progress (%), stage, error, attempts, KPIs;
 - ``DELETE /runs/{id}`` (planner): cancel a queued or running run (409 once it has finished);
 - results of a succeeded run (viewer; 409 before): ``/runs/{id}/plan`` (plan.json), ``/timetable.csv``,
-  ``/layers.gpkg``, ``/layers/{layer}.geojson`` and ``/map`` (the Leaflet map);
+  ``/layers.gpkg``, ``/layers/{layer}.geojson``, ``/map`` (the Leaflet map) and ``/map.png`` (the map as an
+  image, drawn from the result layers on first request for a run that predates it);
 - ``GET /compare?runs=a,b[,c...]`` (viewer): the runs' KPIs side by side and, for each run after the first, its
   comparison (:func:`service.plans.compare.compare_plans`) with the first (``against=first``) or the previous run.
 
@@ -62,7 +63,7 @@ class RunOut(BaseModel):
 def run_out(request: Request, run: Run) -> RunOut:
     links = {"self": request.url_for("get_run", run_id=run.id).path}
     if run.status == "succeeded":
-        for name in ("plan", "timetable", "layers_gpkg", "map"):
+        for name in ("plan", "timetable", "layers_gpkg", "map", "map_png"):
             links[name] = request.url_for(f"run_{name}", run_id=run.id).path
         links["layer"] = links["self"] + "/layers/{layer}.geojson"
     return RunOut(
@@ -320,6 +321,19 @@ def run_map(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """The interactive Leaflet map of the plan (a self-contained HTML page)."""
     _, folder = _results(session, who, run_id, svc)
     return FileResponse(_file(folder, "map.html", "map"), media_type="text/html; charset=utf-8")
+
+
+@router.get("/runs/{run_id}/map.png", name="run_map_png", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}, "description": "the map as a PNG image"}})  # fmt: skip
+def run_map_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
+    """The map of the plan as a 1600 × 1200 PNG with legend, scale bar, north arrow and attribution."""
+    from service.plans.mapimage import ensure_map_png
+
+    _, folder = _results(session, who, run_id, svc)
+    if not (folder / "map.png").is_file():  # a run from before map.png: drawn from its layers, then kept
+        _file(folder, "layers.gpkg", "result layers")
+    return FileResponse(ensure_map_png(folder), media_type="image/png", filename=f"{run_id}-map.png",
+                        content_disposition_type="inline")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -5,26 +5,35 @@ time and the parallelism achieved; per scenario its status, why it ran (or why n
 caches, worker, peak memory and error; and the *changes that matter to a planner*: scenarios whose decisions or
 headline KPIs (coverage, cost, branches kept) moved against their previous run, by how much, with links to both
 results. Every value from a user (scenario, region, organisation names, errors) is escaped in the HTML.
+
+Each recomputed scenario shows its map as a thumbnail embedded in the page (a ``data:`` URI): the page works
+opened from disk and from ``/api/v1/batches/{id}/report.html`` alike, and needs no key in a URL.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.db import Run
 from service.store.files import FileStore
 
 API = "/api/v1"
+log = logging.getLogger("branchnet.batch")
 #: A change matters when a decision moved, coverage moved by this much (share) or the cost by this share.
 COVERAGE_STEP = 0.001
 COST_STEP = 0.005
+#: The size (CSS px) at which a scenario's map thumbnail is shown.
+THUMB_WIDTH, THUMB_HEIGHT = 320, 240
 
 
 def _plan(session: Session, files: FileStore, run_id: str | None) -> dict[str, Any] | None:
@@ -148,11 +157,42 @@ def _options(options: Any) -> dict[str, Any]:
     return {k: getattr(options, k) for k in keep}
 
 
-def write_report(report: dict[str, Any], folder: Path) -> tuple[Path, Path]:
-    """Write ``batch-report.json`` and ``batch-report.html`` into ``folder`` (each atomically)."""
+def map_thumbnails(
+    session: Session, files: FileStore, rows: list[dict[str, Any]], org_id: str | None = None
+) -> dict[str, str]:
+    """The map thumbnails (``data:`` URIs) of the runs of the succeeded scenarios in ``rows``, by run id.
+
+    Only runs of ``org_id`` when given. A run computed before ``map.png`` existed has its map drawn from its
+    layers (and kept). A map that cannot be drawn is left out with a warning in the log: the report comes first.
+    """
+    from service.plans.mapimage import thumbnail_uri  # here: matplotlib and GeoPandas come with it
+
+    ids = [r["run_id"] for r in rows if r.get("status") == "succeeded" and r.get("run_id")]
+    if not ids:
+        return {}
+    query = select(Run.id, Run.result_path).where(Run.id.in_(ids), Run.status == "succeeded")
+    if org_id is not None:
+        query = query.where(Run.org_id == org_id)
+    out = {}
+    for run_id, result_path in session.execute(query):
+        if not result_path:
+            continue
+        try:
+            out[run_id] = thumbnail_uri(files.root / result_path)
+        except Exception as exc:  # a thumbnail is decoration: any failure to draw it must not cost the report
+            log.warning("no map thumbnail for run %s: %s: %s", run_id, type(exc).__name__, exc)
+    return out
+
+
+def write_report(
+    report: dict[str, Any], folder: Path, thumbnails: Mapping[str, str] | None = None
+) -> tuple[Path, Path]:
+    """Write ``batch-report.json`` and ``batch-report.html`` (with ``thumbnails``, see :func:`render_html`) into
+    ``folder``, each atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = (folder / "batch-report.json", folder / "batch-report.html")
-    for path, text in zip(paths, (json.dumps(report, indent=1, allow_nan=False), render_html(report)), strict=True):
+    texts = (json.dumps(report, indent=1, allow_nan=False), render_html(report, thumbnails))
+    for path, text in zip(paths, texts, strict=True):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -164,8 +204,13 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained page: counts, the changes that matter, then every scenario."""
+def render_html(report: dict[str, Any], thumbnails: Mapping[str, str] | None = None) -> str:
+    """A self-contained page: counts, the changes that matter, then every scenario.
+
+    ``thumbnails`` maps run ids to ``data:image/png`` URIs (:func:`map_thumbnails`); a scenario whose run has one
+    shows its map.
+    """
+    thumbnails = thumbnails or {}
     c = report["counts"]
     head = (f"<p>{c['total']} scenario(s): {c['recomputed']} recomputed ({c['succeeded']} succeeded, {c['failed']} "
             f"failed, {c['retried']} retried), {c['skipped']} skipped. Wall time {report['wall_s']:.1f} s, task time "
@@ -185,11 +230,14 @@ def render_html(report: dict[str, Any]) -> str:
     rows = []
     for r in report["scenarios"]:
         stages = ", ".join(f"{_e(k)} {v:.1f} s" for k, v in (r.get("stages_s") or {}).items())
+        uri = thumbnails.get(r.get("run_id") or "") if r.get("status") == "succeeded" else None
+        thumb = (f'<img src="{_e(uri)}" width="{THUMB_WIDTH}" height="{THUMB_HEIGHT}" alt="map of {_e(r["name"])}">'
+                 if uri and uri.startswith("data:image/png;base64,") else "")  # fmt: skip
         rows.append(
             f'<tr class="{_e(r["status"])}"><td>{_e(r["org"])}</td><td>{_e(r["name"])}</td><td>{_e(r["region"])}'
             f"</td><td>{_e(r['status'])}</td><td>{_e('; '.join(r['reasons']))}</td><td>{_e(r['attempts'])}</td>"
             f"<td>{r['seconds']:.1f}</td><td>{stages}</td><td>{_e(r.get('worker'))}</td><td>{_e(r.get('error'))}"
-            "</td></tr>"
+            f"</td><td>{thumb}</td></tr>"
         )
     title = f"branchnet batch {_e(report.get('batch_id') or '(dry run)')}"
     return f"""<!DOCTYPE html>
@@ -202,6 +250,6 @@ padding:4px 6px;vertical-align:top}}tr.failed td{{background:#fde0e0}}tr.skipped
 <th>branches kept</th><th>decisions</th><th></th></tr>{"".join(changed) or '<tr><td colspan="8">none</td></tr>'}</table>
 <h2>Scenarios</h2>
 <table><tr><th>organisation</th><th>scenario</th><th>region</th><th>status</th><th>why</th><th>attempts</th>
-<th>seconds</th><th>stages</th><th>worker</th><th>error</th></tr>{"".join(rows)}</table>
+<th>seconds</th><th>stages</th><th>worker</th><th>error</th><th>map</th></tr>{"".join(rows)}</table>
 </body></html>
 """

@@ -447,6 +447,7 @@ def _finish(settings: Settings, sessions: sessionmaker[Session], files: FileStor
     wall = time.perf_counter() - started
     with sessions() as session:
         report = reports.build_report(session, files, batch_id, items, wall, options, executor_info)
+        thumbnails = reports.map_thumbnails(session, files, report["scenarios"])
     todo = [i for i in items if i.status not in ("skipped",)]
     failed = [i for i in todo if i.status == "failed"]
     if options.dry_run:
@@ -459,7 +460,7 @@ def _finish(settings: Settings, sessions: sessionmaker[Session], files: FileStor
         code = EXIT_OK
     report["exit_code"] = code
     folder = options.report_dir or (settings.data_dir / "batches" / (batch_id or "dry-run"))
-    paths = reports.write_report(report, folder)
+    paths = reports.write_report(report, folder, thumbnails)
     if batch_id is not None:
         with sessions() as session:
             row = session.get(Batch, batch_id)

@@ -41,7 +41,7 @@ def plan(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
-    """Plan and write plan.json, layers.gpkg and map.html (plus timetable.csv, pareto.csv, ... as the plan has them).
+    """Plan and write plan.json, layers.gpkg, map.html and map.png (plus timetable.csv, pareto.csv, ... as it has them).
 
     `branchnet plan SCENARIO.yaml --out DIR` plans a scenario file: the joint planner (branches with their hours,
     bookmobile, outreach desks and home delivery; see examples/rutland_network.yaml), or a branch-only study when
@@ -145,7 +145,8 @@ def print_plan(plan: dict[str, Any], out: Path) -> None:
     )
     for w in s["warnings"]:
         console.print(f"[yellow]warning[/]: {w}", highlight=False)
-    console.print(f"wrote {out}/plan.json, layers.gpkg, map.html" + (", timetable.csv" if mob["timetable"] else "")
+    console.print(f"wrote {out}/plan.json, layers.gpkg, map.html, map.png"
+                  + (", timetable.csv" if mob["timetable"] else "")
                   + (", pareto.csv, pareto.png" if "pareto" in plan else ""), highlight=False)  # fmt: skip
 
 

@@ -8,8 +8,8 @@ write the same ``plan.json`` layout and the same layers.
 
 Steps: :func:`service.plans.build.build` (the optimizer's problem), :func:`optimizer.planner.solve_plan`,
 :func:`service.plans.pareto.sweep` or :func:`service.plans.location.solve_branch_study` (the solve),
-:mod:`service.plans.report` (plan.json), :mod:`service.plans.layers` and :mod:`service.plans.maps` (layers.gpkg,
-map.html), written atomically into the output folder.
+:mod:`service.plans.report` (plan.json), :mod:`service.plans.layers`, :mod:`service.plans.maps` and
+:mod:`service.plans.mapimage` (layers.gpkg, map.html, map.png), written atomically into the output folder.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from geodata.region import RegionData
 from optimizer.errors import CoverageUnreachableError, InvalidProblemError
 from optimizer.params import SolveParams
 from optimizer.planner import PlannerResult, solve_plan
-from service.plans import maps, outputs, report
+from service.plans import mapimage, maps, outputs, report
 from service.plans.build import Built, build
 from service.plans.layers import bookmobile_outputs, plan_layers
 from service.plans.location import solve_branch_study
@@ -45,7 +45,7 @@ def run_plan(
     progress: Progress | None = None,
     workers: int = 2,
 ) -> dict[str, Any]:
-    """Plan ``scenario`` on ``region``; write plan.json, layers.gpkg and map.html (and, as the plan has them,
+    """Plan ``scenario`` on ``region``; write plan.json, layers.gpkg, map.html and map.png (and, as the plan has them,
     timetable.csv, calendars/, bookmobile_routes.geojson, pareto.csv and pareto.png) to ``out_dir`` atomically;
     return the plan.
 
@@ -149,8 +149,10 @@ def _write(
             pareto_plot(pareto_rows, tmp / "pareto.png", b.scenario.name)
         outputs.write_layers(tmp / "layers.gpkg", layers)
         summary = report.summary_html(b, r, plan["kpis"][b.year_labels[0]])
-        maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir, title=f"branchnet: {b.scenario.name}",
-                       summary_html=summary, attribution=plan["attribution"])  # fmt: skip
+        title = f"branchnet: {b.scenario.name}"
+        maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir, title=title, summary_html=summary,
+                       attribution=plan["attribution"])  # fmt: skip
+        mapimage.write_map_png(tmp / "map.png", layers, title=title, attribution=plan["attribution"])
         plan["runtime_s"] = time.perf_counter() - started
         outputs.write_json(plan, tmp / "plan.json")
     if progress:

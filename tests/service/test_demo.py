@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from service.cli import app
 from service.config import Settings
+from service.plans.mapimage import read_layers, write_map_png
 from service.plans.pipeline import run_plan
 from service.plans.report import region_kpis
 from service.plans.scenario import Scenario
@@ -59,6 +61,17 @@ def test_map_is_offline_and_attributed(demo_out: Path) -> None:
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?(https?:)?//", html)
     assert "tile" not in html.split("<script>", 2)[-1].lower()  # no tile layer in our code
     assert "L.map(" in html and '"roads"' in html
+
+
+def test_demo_writes_the_map_as_png(demo_out: Path, tmp_path: Path) -> None:
+    """map.png beside map.html, 1600 x 1200, and exactly what the stored layers draw (as the API redraws it)."""
+    png = demo_out / "map.png"
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (1600, 1200)
+    plan = json.loads((demo_out / "plan.json").read_text())
+    redrawn = write_map_png(tmp_path / "redrawn.png", read_layers(demo_out / "layers.gpkg"),
+                            title=f"branchnet: {plan['scenario']}", attribution=plan["attribution"])  # fmt: skip
+    assert redrawn.read_bytes() == png.read_bytes()
 
 
 def _study(**location: object) -> Scenario:

@@ -93,6 +93,7 @@ ENDPOINTS = [
     E("GET", "/runs/{run}/layers.gpkg", "viewer", 200),
     E("GET", "/runs/{run}/layers/{layer}.geojson", "viewer", 200),
     E("GET", "/runs/{run}/map", "viewer", 200),
+    E("GET", "/runs/{run}/map.png", "viewer", 200),
     E("GET", "/compare?runs={run},{run2}", "viewer", 200),
     # the nightly batches' reports (another organisation's batch is missing: 404)
     E("GET", "/batches", "viewer", 200, foreign=200),

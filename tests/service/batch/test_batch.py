@@ -154,6 +154,7 @@ def test_incremental_batches(world: World) -> None:
     assert json.loads(json_path.read_text())["batch_id"] == first.batch_id
     page = html_path.read_text()
     assert "<script" not in page and "http://" not in page and "https://" not in page and "toy-quick-toy-3" in page
+    assert page.count('<img src="data:image/png;base64,') == 6  # each recomputed scenario's map, embedded
     assert all(row["stages_s"] and row["worker"] and row["peak_rss_mb"] for row in first.report["scenarios"])
 
     # batch runs are runs: the API shows them, with their batch
