@@ -261,6 +261,58 @@ def test_planner_writes_a_scenario_runs_it_and_reads_the_result(
     assert all("X-API-Key" not in u and site.keys["alpha"]["planner"] not in u for u in guard.requests)
 
 
+def test_a_planner_copies_and_edits_a_scenario(site: Site, two_runs: list[str], guarded: Callable[..., Guard]) -> None:
+    guard = guarded()
+    page = sign_in(guard, site, site.keys["alpha"]["planner"], "#/scenarios")
+    page.get_by_role("link", name="quick-a", exact=True).click()
+    page.click("#copy-scenario")
+    page.wait_for_selector("#scenario-form")
+    assert page.input_value("#sc-name") == "quick-a (copy)"
+    assert json.loads(page.input_value("#sc-json"))["budget_share"] == 0.8  # the whole body came along
+    page.fill("#sc-name", "quick-a-copy")
+    page.click("#save-scenario")
+    page.wait_for_selector("#run-scenario")
+    assert page.locator("h2 .name").inner_text() == "quick-a-copy"
+    assert "version 1" in page.locator("p.hint").first.inner_text()
+    page.fill("#sc-budget_share", "0.7")
+    page.click("#save-scenario")
+    page.wait_for_selector("text=Saved scenario quick-a-copy (version 2).")
+    with _api(site) as http:
+        stored = {s["name"]: s for s in http.get("/scenarios").json()}
+    assert stored["quick-a-copy"]["body"]["budget_share"] == 0.7 and stored["quick-a-copy"]["version"] == 2
+    assert stored["quick-a"]["body"]["budget_share"] == 0.8  # the original is untouched
+
+
+def test_a_failed_run_says_why_and_a_queued_one_can_be_cancelled(
+    site: Site, imported: str, guarded: Callable[..., Guard]
+) -> None:
+    standards = {"branch_drive_min": 0.1, "coverage_target": 1.0}  # nobody lives 6 s from a branch
+    impossible = example("toy_quick", name="impossible", region=imported, objective="min_cost", standards=standards,
+                         fleet={"max_vehicles": 0})  # fmt: skip
+    impossible.pop("budget_share")
+    sweep = example("toy_quick", name="sweep", region=imported, objective="pareto", pareto={"steps": 8})
+    sweep.pop("budget_share")
+    with _api(site) as http:
+        bad = http.post("/scenarios", json=impossible).json()["id"]
+        slow = http.post("/scenarios", json=sweep).json()["id"]
+        failed = http.post(f"/scenarios/{bad}/runs").json()["id"]
+        reason = _wait_run(http, failed)
+    assert reason["status"] == "failed", reason
+    guard = guarded()
+    page = sign_in(guard, site, site.keys["alpha"]["planner"], f"#/runs/{failed}")
+    alert = page.locator("#run-error [role=alert]")
+    alert.wait_for()
+    assert alert.inner_text() == f"The run failed: {reason['error']}"
+    assert page.locator("#run-status").inner_text() == "failed" and page.locator("#results h3").count() == 0
+
+    page.goto(f"{site.url}/ui/#/scenarios/{slow}")
+    page.click("#run-scenario")
+    page.click("#cancel-run")  # shown while the run is queued or running
+    page.wait_for_selector("#run-status .cancelled")
+    assert "cancelled by a user" in page.locator("#run-error").inner_text()
+    assert page.locator("#cancel-run").is_hidden()
+
+
 def test_compare_two_runs_with_a_swipe(site: Site, two_runs: list[str], guarded: Callable[..., Guard]) -> None:
     a, b = two_runs
     guard = guarded()
@@ -311,7 +363,7 @@ def test_a_viewer_sees_and_downloads_but_edits_nothing(
     page = sign_in(guard, site, site.keys["alpha"]["viewer"], "#/scenarios")
     page.wait_for_selector("table.data")
     assert page.locator("#new-scenario").count() == 0
-    page.locator("table.data a", has_text="quick-a").click()
+    page.get_by_role("link", name="quick-a", exact=True).click()
     page.wait_for_selector("pre.json")  # the scenario file, read-only
     for absent in ("#run-scenario", "#copy-scenario", "#scenario-form", "#save-scenario"):
         assert page.locator(absent).count() == 0, absent
@@ -323,6 +375,8 @@ def test_a_viewer_sees_and_downloads_but_edits_nothing(
     page.wait_for_selector("table.data")
     assert page.locator("#import-form").count() == 0
     guard.screenshot("viewer")
+    page.goto(f"{site.url}/ui/#/batches")
+    page.wait_for_selector("text=No nightly batch has run any of your scenarios yet.")
 
 
 def test_another_organisations_run_is_not_found(site: Site, two_runs: list[str], guarded: Callable[..., Guard]) -> None:
