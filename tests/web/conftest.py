@@ -99,7 +99,8 @@ def browser() -> Iterator[Any]:
     import os
 
     with sync_playwright() as pw:
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root without it
+        # root needs --no-sandbox; a container's small /dev/shm would crash renderers
+        args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         try:
             yield chromium

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -390,6 +391,36 @@ def test_another_organisations_run_is_not_found(site: Site, two_runs: list[str],
     page.goto(f"{site.url}/ui/#/scenarios")
     page.wait_for_selector("p.empty")  # beta sees none of alpha's scenarios
     assert "quick-a" not in page.locator("#view").inner_text()
+
+
+def test_the_nightly_batch_reports_list_and_detail(
+    site: Site, two_runs: list[str], guarded: Callable[..., Guard], tmp_path: Path
+) -> None:
+    from service.api.local_server import branchnet_command
+
+    with _api(site, "viewer") as http:
+        scenario = next(s for s in http.get("/scenarios").json() if s["name"] == "quick-b")
+    batch = subprocess.run([branchnet_command(), "batch", "--scenario", scenario["id"], "--force", "--workers", "1"],
+                           env=site.server.env, cwd=site.data_dir.parent, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert batch.returncode == 0, batch.stderr[-3000:]
+    guard = guarded()
+    page = sign_in(guard, site, site.keys["alpha"]["viewer"], "#/batches")
+    page.wait_for_selector("table.data")
+    rows = page.locator("table.data tbody tr")
+    assert rows.count() == 1
+    cells = rows.first.locator("td").all_inner_texts()
+    assert cells[1] == "succeeded" and cells[4] == "1" and cells[5] == "1", cells  # 1 scenario, recomputed
+    rows.first.locator("a").click()
+    detail = page.locator("#batch-detail")
+    detail.locator("td", has_text="quick-b").first.wait_for()
+    assert "succeeded" in detail.inner_text() and "--force" in detail.inner_text()  # status and why it ran
+    with page.expect_download() as dl:
+        rows.first.locator("button.download").click()
+    report = tmp_path / "report.html"
+    dl.value.save_as(report)
+    assert "<title>branchnet batch" in report.read_text(encoding="utf-8")
+    guard.screenshot("batches")
 
 
 # ---------------------------------------------------------------------------------------------------------------
