@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,7 @@ def read_pmedian(path: str | Path) -> PMedianInstance:
     return PMedianInstance(name=path.stem, n=n, p=p, dist=dist)
 
 
-def read_cap(path: str | Path, *, capacity: float | None = None) -> CapInstance:
+def read_cap(path: str | Path, *, capacity: float | None = None, uncapacitated: bool = False) -> CapInstance:
     """Read an OR-Library cap file (cap41–cap134, capa/b/c).
 
     Parameters
@@ -160,11 +161,16 @@ def read_cap(path: str | Path, *, capacity: float | None = None) -> CapInstance:
     capacity
         The warehouse capacity to use where the file has the literal word ``capacity`` (capa, capb, capc are
         solved for several capacities). Numeric capacities in the file are kept as they are.
+    uncapacitated
+        The capacities will be ignored: a ``capacity`` placeholder without ``capacity`` then reads as ``inf``
+        (unbounded), and the total capacity is not checked against the total demand.
 
     Raises
     ------
     ValueError
-        The file is malformed or short, or it has the ``capacity`` placeholder and no ``capacity`` was given.
+        The file is malformed or short; it has the ``capacity`` placeholder and no ``capacity`` was given (unless
+        ``uncapacitated``); or, with capacities, the warehouses together cannot hold the customers' total demand
+        (both totals are given in the file's units).
     """
     path = Path(path)
     tokens = _tokens(path)
@@ -178,22 +184,33 @@ def read_cap(path: str | Path, *, capacity: float | None = None) -> CapInstance:
         )
     pairs = tokens[2 : 2 + 2 * m]
     cap_tokens = pairs[0::2]
-    placeholder = [k for k, t in enumerate(cap_tokens) if t.lower() == "capacity"]
+    placeholder = {k for k, t in enumerate(cap_tokens) if t.lower() == "capacity"}
     if placeholder:
-        if capacity is None:
+        if capacity is None and not uncapacitated:
             raise ValueError(
-                f"{path}: warehouse capacities are the placeholder 'capacity'; pass capacity=... (--capacity N)"
+                f"{path}: warehouse capacities are the placeholder 'capacity'; pass capacity=... (--capacity N), "
+                "or solve it uncapacitated (--uncapacitated)"
             )
-        if not (np.isfinite(capacity) and capacity > 0):
+        if capacity is not None and not (np.isfinite(capacity) and capacity > 0):
             raise ValueError(f"{path}: capacity must be a positive number, not {capacity!r}")
-        cap_tokens = [repr(float(capacity)) if k in set(placeholder) else t for k, t in enumerate(cap_tokens)]
+        fill = "inf" if capacity is None else repr(float(capacity))
+        cap_tokens = [fill if k in placeholder else t for k, t in enumerate(cap_tokens)]
     cap = _numbers(path, cap_tokens, "a warehouse capacity")
     fixed = _numbers(path, pairs[1::2], "a fixed cost")
     rows = _numbers(path, tokens[2 + 2 * m :], "a customer row").reshape(n, 1 + m)
     demand, cost = rows[:, 0].copy(), rows[:, 1:].copy()
-    for what, arr in (("capacity", cap), ("fixed cost", fixed), ("demand", demand), ("allocation cost", cost)):
+    if (cap < 0).any() or np.isnan(cap).any() or (np.isinf(cap).any() and not uncapacitated):
+        raise ValueError(f"{path}: a capacity is negative or not finite")
+    for what, arr in (("fixed cost", fixed), ("demand", demand), ("allocation cost", cost)):
         if (arr < 0).any() or not np.isfinite(arr).all():
             raise ValueError(f"{path}: a {what} is negative or not finite")
+    if not uncapacitated and float(cap.sum()) < float(demand.sum()):
+        hint = f" (--capacity {math.ceil(float(demand.sum()) / m)} or more)" if placeholder else ""
+        raise ValueError(
+            f"{path}: the {m} warehouses hold {float(cap.sum()):,.0f} in all but the {n} customers' demand totals "
+            f"{float(demand.sum()):,.0f}; no plan can serve it: raise the capacity{hint}"
+        )
+    for arr in (cap, fixed, demand, cost):
         arr.setflags(write=False)
     return CapInstance(name=path.stem, m=m, n=n, capacity=cap, fixed_cost=fixed, demand=demand, cost=cost)
 
@@ -398,3 +415,129 @@ def read_cvrp_best_known(folder: str | Path) -> dict[str, float]:
             except ValueError:
                 raise ValueError(f"{path}: row {lineno}, field 'best_known_cost' is {cell!r}, not a number") from None
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# seeded stand-ins for the OR-Library sets that are not available offline (capa/b/c, pmed21-40)
+
+#: The four capacities OR-Library publishes optima for, per set (Beasley 1988).
+CAP_LIKE_CAPACITIES: dict[str, tuple[int, ...]] = {
+    "capa": (8000, 10000, 12000, 14000),
+    "capb": (5000, 6000, 7000, 8000),
+    "capc": (5000, 5750, 6500, 7250),
+}
+#: Total customer demand of capa (and of the generated stand-ins).
+CAP_LIKE_TOTAL_DEMAND = 58268
+#: (lowest, highest) fixed cost per warehouse of each generated set: capa's sites are dear, capc's cheap.
+_CAP_LIKE_FIXED = {"capa": (1_400_000.0, 2_200_000.0), "capb": (800_000.0, 1_200_000.0), "capc": (500_000.0, 800_000.0)}
+_CAP_LIKE_SEED = {"capa": 1, "capb": 2, "capc": 3}
+
+#: (n, p) of OR-Library pmed21-pmed40 (Beasley 1985); each has e = n^2/50 edges with costs 1-100.
+PMED_LIKE_SIZES: dict[int, tuple[int, int]] = {
+    21: (500, 5), 22: (500, 10), 23: (500, 50), 24: (500, 100), 25: (500, 167),
+    26: (600, 5), 27: (600, 10), 28: (600, 60), 29: (600, 120), 30: (600, 200),
+    31: (700, 5), 32: (700, 10), 33: (700, 70), 34: (700, 140),
+    35: (800, 5), 36: (800, 10), 37: (800, 80),
+    38: (900, 5), 39: (900, 10), 40: (900, 90),
+}  # fmt: skip
+
+
+def generate_cap_like(kind: str, capacity: float, *, seed: int | None = None) -> CapInstance:
+    """A seeded warehouse-location instance shaped like OR-Library's capa, capb or capc.
+
+    100 warehouses and 1,000 customers at uniform random points of a 1,000 x 1,000 square. Customer demands are
+    whole numbers drawn from a log-normal law and scaled so that they total :data:`CAP_LIKE_TOTAL_DEMAND` (58,268,
+    capa's total). The cost of serving customer i wholly from warehouse j is ``demand_i * distance_ij / 10``,
+    rounded to 0.001 (a per-unit cost proportional to distance, as in Beasley's sets). Fixed costs are uniform in a
+    per-set range (:data:`_CAP_LIKE_FIXED`: capa dear, capc cheap) and every warehouse has ``capacity``, one of
+    :data:`CAP_LIKE_CAPACITIES` for the published runs. The customers, warehouses and fixed costs depend only on
+    ``kind`` and ``seed`` (default: one fixed seed per set), so the four capacities of a set share them, as in
+    OR-Library. These are stand-ins with the published sizes and capacities, not the OR-Library data: their optima
+    are not the published ones (see ``benchmarks/reference_optima.csv``).
+    """
+    if kind not in CAP_LIKE_CAPACITIES:
+        raise ValueError(f"kind must be one of {', '.join(CAP_LIKE_CAPACITIES)}, not {kind!r}")
+    if not (np.isfinite(capacity) and capacity > 0):
+        raise ValueError(f"capacity must be a positive number, not {capacity!r}")
+    rng = np.random.default_rng(_CAP_LIKE_SEED[kind] if seed is None else seed)
+    m, n = 100, 1000
+    sites, customers = rng.uniform(0, 1000, (m, 2)), rng.uniform(0, 1000, (n, 2))
+    raw = rng.lognormal(0.0, 0.6, n)
+    demand = np.maximum(1.0, np.floor(raw / raw.sum() * CAP_LIKE_TOTAL_DEMAND))
+    short = CAP_LIKE_TOTAL_DEMAND - int(demand.sum())
+    demand[rng.choice(n, abs(short), replace=False)] += np.sign(short)  # the total exactly
+    dist = np.sqrt(((customers[:, None, :] - sites[None, :, :]) ** 2).sum(axis=2))
+    cost = np.round(demand[:, None] * dist, 3)
+    lo, hi = _CAP_LIKE_FIXED[kind]
+    fixed = np.round(rng.uniform(lo, hi, m), 3)
+    cap = np.full(m, float(capacity))
+    for arr in (cap, fixed, demand, cost):
+        arr.setflags(write=False)
+    name = f"{kind}-like-{capacity:g}"
+    return CapInstance(name=name, m=m, n=n, capacity=cap, fixed_cost=fixed, demand=demand, cost=cost)
+
+
+def write_cap(inst: CapInstance, path: str | Path, *, placeholder: bool = False) -> Path:
+    """Write ``inst`` in the OR-Library cap format; ``placeholder`` writes the word ``capacity`` for each capacity
+    (as the capa, capb and capc files do), so that the reader needs ``capacity=``."""
+    path = Path(path)
+    lines = [f"{inst.m} {inst.n}"]
+    for j in range(inst.m):
+        lines.append(f"{'capacity' if placeholder else format(inst.capacity[j], 'g')} {inst.fixed_cost[j]:.3f}")
+    for i in range(inst.n):
+        lines.append(f"{inst.demand[i]:g}")
+        row = [f"{c:.3f}" for c in inst.cost[i]]
+        lines += [" ".join(row[k : k + 10]) for k in range(0, len(row), 10)]  # wrapped as OR-Library does
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def generate_pmedian_like(number: int, *, seed: int | None = None) -> tuple[int, int, np.ndarray]:
+    """A seeded random graph shaped like OR-Library pmed``number`` (21-40): ``(n, p, edges)``.
+
+    ``n`` vertices and ``e = n^2 / 50`` undirected edges with integer costs uniform in 1-100: a random spanning
+    tree (each vertex joined to a random earlier one, in a random order) makes the graph connected, and the other
+    edges join distinct random pairs, as Beasley's generator does. ``edges`` is an (e, 3) integer array of 1-based
+    ``i j c`` rows. Not the OR-Library data: the optima differ (see ``benchmarks/reference_optima.csv``).
+    """
+    if number not in PMED_LIKE_SIZES:
+        raise ValueError(f"number must be one of {min(PMED_LIKE_SIZES)}-{max(PMED_LIKE_SIZES)}, not {number!r}")
+    n, p = PMED_LIKE_SIZES[number]
+    e = n * n // 50
+    rng = np.random.default_rng(1000 + number if seed is None else seed)
+    order = rng.permutation(n)
+    tree = [(int(order[k]), int(order[rng.integers(k)])) for k in range(1, n)]
+    seen = {(min(a, b), max(a, b)) for a, b in tree}
+    pairs = list(seen)
+    while len(pairs) < e:
+        a, b = (int(v) for v in rng.integers(n, size=2))
+        key = (min(a, b), max(a, b))
+        if a != b and key not in seen:
+            seen.add(key)
+            pairs.append(key)
+    ij = np.array(pairs, dtype=np.int64)
+    ij = ij[rng.permutation(len(ij))] + 1
+    costs = rng.integers(1, 101, len(ij))
+    return n, p, np.column_stack([ij, costs])
+
+
+def write_pmedian(n: int, p: int, edges: np.ndarray, path: str | Path) -> Path:
+    """Write a graph in the OR-Library pmed format (``n e p`` then ``i j c`` lines)."""
+    path = Path(path)
+    body = "\n".join(f"{int(a)} {int(b)} {int(c)}" for a, b, c in edges)
+    path.write_text(f"{n} {len(edges)} {p}\n{body}\n")
+    return path
+
+
+def pmedian_like(number: int, *, seed: int | None = None) -> PMedianInstance:
+    """:func:`generate_pmedian_like` as a :class:`PMedianInstance` (shortest-path distances), named
+    ``pmed{number}-like``."""
+    n, p, edges = generate_pmedian_like(number, seed=seed)
+    W = np.full((n, n), np.inf)
+    u, v, c = edges[:, 0] - 1, edges[:, 1] - 1, edges[:, 2].astype(np.float64)
+    W[u, v] = c
+    W[v, u] = c
+    np.fill_diagonal(W, np.inf)
+    dist = shortest_path(csgraph_from_dense(W, null_value=np.inf), method="D", directed=False)
+    dist.setflags(write=False)
+    return PMedianInstance(name=f"pmed{number}-like", n=n, p=p, dist=dist)

@@ -12,7 +12,8 @@ capped at p, a span limit q, guided local search for a short time) routes it. Ea
 current routes, the cost change of dropping a redundant vertex, swapping a visited vertex for an unvisited one and
 adding a vertex then dropping those it makes redundant (removal saving and cheapest feasible insertion), routes the
 few most promising sets with OR-Tools and moves to the best if it improves; with no improving move it perturbs
-the best set by random swaps. Routed sets are cached. There is no lower bound: ``bound`` is NaN and ``status`` is
+the best set by random swaps. Routed sets are cached. The search stops early enough for the final, longer
+routing of the best set to end within the time limit. There is no lower bound: ``bound`` is NaN and ``status`` is
 ``feasible``.
 """
 
@@ -200,6 +201,9 @@ def solve_covering_tour(problem: CoveringTourProblem, *, params: SolveParams | N
         missing = np.flatnonzero(~cover[reachable].any(axis=0))
         raise InfeasibleProblemError(f"customers {missing[:10].tolist()} are covered only by unreachable vertices")
     slice_s = min(0.3, max(0.05, params.time_limit_s / 200))
+    final_s = max(slice_s, min(2.0, 0.05 * params.time_limit_s))
+    # the search stops early enough for one more routing and the final, longer routing to end within the limit
+    deadline = t0 + params.time_limit_s - final_s - slice_s - 0.1
     evaluator = _Evaluator(problem, params.seed, slice_s)
 
     def redundant(visited: frozenset[int]) -> list[int]:
@@ -325,7 +329,7 @@ def solve_covering_tour(problem: CoveringTourProblem, *, params: SolveParams | N
                     best_set, best_val = cand, val
 
     # a longer final routing of the best set
-    final = _Evaluator(problem, params.seed, max(slice_s, min(2.0, 0.05 * params.time_limit_s))).route(best_set)
+    final = _Evaluator(problem, params.seed, final_s).route(best_set)
     if final is not None and final[0] < best_val[0] - 1e-6:
         best_val = final
     return CoveringTourResult(

@@ -15,7 +15,8 @@ Objectives (``LocationProblem.objective``):
     max expected visits sum_ij d_i g(t_ij) y_ij, with g a distance decay (:class:`Decay`), p sites or a budget.
 ``fixed_charge``
     min C0 + sum_j kappa_j x_j + sum_ij a_ij y_ij with a_ij the cost of serving client i wholly from j
-    (default d_i t_ij); uncapacitated, or capacitated (sum_i d_i y_ij <= Q_j x_j) with splittable demand.
+    (default d_i t_ij); uncapacitated, or capacitated (sum_i d_i y_ij <= Q_j x_j) with splittable demand
+    (``single_source=True``: y_ij in {0, 1}).
 ``max_coverage`` (MCLP)
     max sum_i d_i z_i, z_i <= sum_{j: t_ij <= R} x_j, with p sites and/or the budget.
 ``min_cost`` (LSCP and partial cover)
@@ -26,8 +27,13 @@ Objectives (``LocationProblem.objective``):
 
 Algorithms. The p-median, attendance and uncapacitated fixed-charge models share one engine: greedy, a
 best-improvement swap/add/drop local search and variable neighbourhood search give the plan; Lagrangian
-relaxation of the assignment constraints gives the bound; reduced-cost fixing then shrinks the problem and HiGHS
-(mixed-integer, via scipy) tries to close the remaining gap. Capacitated fixed charge goes to HiGHS directly.
+relaxation of the assignment constraints gives the bound; reduced-cost fixing then shrinks the problem and a
+Lagrangian branch and bound over the remaining sites (:mod:`optimizer._pmedian`) proves the plan or raises the
+bound (with a budget: HiGHS, mixed-integer via scipy, on the radius formulation truncated by reduced costs).
+Capacitated fixed charge (:mod:`optimizer._capacitated`): Lagrangian relaxation of the assignment constraints with
+knapsack subproblems gives the bound, a Lagrangian heuristic with open/close/swap local search and
+transportation (min-cost flow) re-assignment gives the plan, and HiGHS solves what reduced-cost fixing leaves when
+it is small enough.
 Coverage models go to OR-Tools CP-SAT with ``linearization_level=2`` (LP relaxations, proven bounds), clients with
 identical coverage merged. p-center bisects on the radius with a CP-SAT set-cover test. Every result carries status,
 objective, bound, gap and runtime; a gap of 0 proves optimality; the same inputs and seed give the same plan.
@@ -44,7 +50,7 @@ from typing import Literal
 import numpy as np
 from ortools.sat.python import cp_model
 
-from optimizer import _assign, _mip
+from optimizer import _assign, _capacitated, _pmedian
 from optimizer.errors import (
     BudgetTooSmallError,
     CapacityShortfallError,
@@ -62,8 +68,9 @@ Objective = Literal["p_median", "attendance", "fixed_charge", "max_coverage", "m
 Status = Literal["optimal", "feasible", "time_limit", "infeasible"]
 OBJECTIVES: tuple[str, ...] = ("p_median", "attendance", "fixed_charge", "max_coverage", "min_cost", "p_center")
 _MAXIMISE = frozenset({"attendance", "max_coverage"})
-#: Largest number of assignment variables handed to the exact MIP after reduced-cost fixing.
-MIP_MAX_VARIABLES = 120_000
+#: Largest number of (client, site) pairs in the truncated radius formulation handed to HiGHS after reduced-cost
+#: fixing (uncapacitated models).
+MIP_MAX_NONZEROS = 600_000
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class LocationProblem:
         (clients, sites) cost of serving a client wholly from a site (``fixed_charge``); default demand x time.
     decay
         Distance decay for ``attendance``.
+    single_source
+        Capacitated ``fixed_charge`` only: each client is served wholly by one site (default: demand may split).
     """
 
     time_s: np.ndarray
@@ -161,6 +170,7 @@ class LocationProblem:
     capacity: np.ndarray | None = None
     assign_cost: np.ndarray | None = None
     decay: Decay | None = None
+    single_source: bool = False
 
     def __post_init__(self) -> None:
         t = np.asarray(self.time_s, dtype=np.float64)
@@ -440,24 +450,39 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
         return state.best_value - state.bound <= params.gap_tolerance * max(1.0, abs(state.best_value))
 
     mip_nodes, proven = 0, closed()
+    mip_nonzeros = tree_nodes = 0
     if not proven:
         fixed_open, fixed_closed = _assign.fix_sites(data, state)
-        pairs = _assign.useful_pairs(data, state)
         columns = data.allowed & ~fixed_closed
-        n_vars = int(pairs[:, columns].sum()) if pairs is not None else C.shape[0] * int(columns.sum())
-        if n_vars <= MIP_MAX_VARIABLES:
-            # small enough to prove: HiGHS on the reduced problem, VNS with what time is left
-            out = _mip.facility_mip(
-                C, data.F, columns=columns, force_open=data.keep | fixed_open, p=data.p, kappa=data.kappa,
-                budget=budget, pairs=pairs, time_limit_s=0.8 * (deadline - time.perf_counter()),
-                gap=params.gap_tolerance,
+        if budget is None:
+            # Lagrangian branch and bound over the sites left after fixing, VNS with what time is left
+            tree = _pmedian.branch_and_bound(
+                C, data.F, columns=columns, force_open=data.keep | fixed_open, p=data.p, lam=np.asarray(state.lam),
+                incumbent=state.best_value, deadline=time.perf_counter() + 0.9 * (deadline - time.perf_counter()),
+                integral=data.integral,
             )  # fmt: skip
-            mip_nodes = out.nodes
-            if out.open_mask is not None and out.value < state.best_value - 1e-9:
-                state.best_mask, state.best_value = out.open_mask, _assign.evaluate(data, out.open_mask)
-            # any strictly better plan lies in the reduced problem, so min(best, its bound) bounds the original
-            state.bound = max(state.bound, min(state.best_value, out.bound))
-            proven = out.proven or closed()
+            tree_nodes = tree.nodes
+            if tree.open_mask is not None and tree.value < state.best_value - 1e-9 * max(1.0, abs(state.best_value)):
+                state.best_mask, state.best_value = tree.open_mask, _assign.evaluate(data, tree.open_mask)
+            bound = min(state.best_value, tree.bound)
+            state.bound = max(state.bound, math.ceil(bound - 1e-6) if data.integral else bound)
+            proven = tree.proven or closed()
+        else:
+            radius = _assign.useful_radius(data, state)
+            if _pmedian.radius_model_size(C, columns, radius) <= MIP_MAX_NONZEROS:
+                # small enough to prove: the truncated radius formulation with HiGHS, VNS with what time is left
+                out = _pmedian.radius_mip(
+                    C, data.F, columns=columns, force_open=data.keep | fixed_open, radius=radius, p=data.p,
+                    kappa=data.kappa, budget=budget, incumbent=state.best_value,
+                    deadline=time.perf_counter() + 0.85 * (deadline - time.perf_counter()), gap=params.gap_tolerance,
+                )  # fmt: skip
+                mip_nodes, mip_nonzeros = out.nodes, out.nonzeros
+                if out.open_mask is not None and out.value < state.best_value - 1e-9 * max(1.0, abs(state.best_value)):
+                    state.best_mask, state.best_value = out.open_mask, _assign.evaluate(data, out.open_mask)
+                # any strictly better plan lies in the reduced problem, so min(best, its bound) bounds the original
+                bound = min(state.best_value, out.bound)
+                state.bound = max(state.bound, math.ceil(bound - 1e-6) if data.integral else bound)
+                proven = out.proven or closed()
     if not proven and time.perf_counter() < deadline:
         _assign.vns(data, state, deadline, rng)
         proven = closed()
@@ -468,7 +493,8 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
     else:
         objective, bound = state.best_value + const, state.bound + const
     stats = {"lagrangian_iterations": float(state.lr_iterations), "vns_iterations": float(state.vns_iterations),
-             "mip_nodes": float(mip_nodes)}  # fmt: skip
+             "mip_nodes": float(mip_nodes), "mip_nonzeros": float(mip_nonzeros),
+             "tree_nodes": float(tree_nodes)}  # fmt: skip
     return _finish(
         problem,
         state.best_mask,
@@ -477,7 +503,7 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
         proven=proven,
         start=start,
         params=params,
-        algorithm="local search + VNS, Lagrangian bound, HiGHS on the reduced problem",
+        algorithm="local search + VNS, Lagrangian bound, Lagrangian branch and bound (HiGHS radius MIP with a budget)",
         stats=stats,
     )
 
@@ -485,18 +511,22 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
 def _solve_capacitated(problem: LocationProblem, params: SolveParams, start: float) -> LocationResult:
     C = _service_cost(problem)
     budget = None if problem.budget is None else problem.budget - problem.base_cost
-    out = _mip.facility_mip(
-        C, problem.kappa, columns=~np.asarray(problem.forbidden), force_open=np.asarray(problem.must_keep),
-        p=problem.p, kappa=problem.kappa, budget=budget, demand=problem.demand,
-        capacity=np.asarray(problem.capacity), time_limit_s=params.time_limit_s, gap=params.gap_tolerance,
+    data = _capacitated.CapData(
+        C=C, demand=np.asarray(problem.demand), capacity=np.asarray(problem.capacity), F=problem.kappa,
+        keep=np.asarray(problem.must_keep), allowed=~np.asarray(problem.forbidden), p=problem.p, kappa=problem.kappa,
+        budget=budget, single_source=problem.single_source,
     )  # fmt: skip
-    if out.open_mask is None or out.flows is None:
-        return _no_plan(problem, "infeasible" if out.proven else "time_limit", start, "HiGHS MIP")
-    main = np.argmax(out.flows, axis=1)
+    out = _capacitated.solve_capacitated(
+        data, time_limit_s=params.time_limit_s, gap=params.gap_tolerance, seed=params.seed, start=start
+    )
+    split = "single source" if problem.single_source else "splittable demand"
+    algorithm = f"Lagrangian bound, Lagrangian heuristic + local search, HiGHS on the reduced problem ({split})"
+    if out.open_mask is None or out.assignment is None:
+        status: Status = "infeasible" if out.proven else "time_limit"
+        return _no_plan(problem, status, start, algorithm)
     const = problem.base_cost
     return _finish(problem, out.open_mask, out.value + const, out.bound + const, proven=out.proven, start=start,
-                   params=params, algorithm="HiGHS MIP (splittable demand)", stats={"mip_nodes": float(out.nodes)},
-                   assignment=main)  # fmt: skip
+                   params=params, algorithm=algorithm, stats=out.stats, assignment=out.assignment)  # fmt: skip
 
 
 def _no_plan(problem: LocationProblem, status: Status, start: float, algorithm: str) -> LocationResult:

@@ -360,3 +360,98 @@ def test_summary_spopt_side_by_side(fake_shared: Path, fake: FakeLocation, capsy
     assert theirs["status"] == "optimal" and theirs["objective"] == 7 == theirs["objective_open_sites"]
     assert theirs["gap_to_optimum"] == 0 and theirs["ratio_objective"] == 1
     assert totals["spopt_mean_gap"] == 0 and totals["spopt_no_solution"] == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# capa/b/c placeholders, capacity shortfall, and the generated stand-ins
+
+
+def test_cap_placeholder_is_not_needed_uncapacitated(
+    tmp_path: Path, fake: FakeLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``cflp capa.txt --uncapacitated`` runs without --capacity: the capacities are not used."""
+    path = write(tmp_path, "capa.txt", PLACEHOLDER_CAP)
+    assert orlib.main(["cflp", str(path), "--time-limit", "1", "--uncapacitated"]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["status"] == "optimal" and not record["capacitated"]
+    (kwargs,) = fake.problems
+    assert kwargs["capacity"] is None
+    inst = read_cap(path, uncapacitated=True)
+    assert np.isinf(inst.capacity).all()
+
+
+def test_cap_placeholder_without_capacity_names_the_flag(
+    tmp_path: Path, fake: FakeLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "capa.txt", PLACEHOLDER_CAP)
+    assert orlib.main(["cflp", str(path), "--time-limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--capacity" in err and "--uncapacitated" in err and str(path) in err
+    assert fake.problems == []  # nothing was solved
+
+
+def test_capacity_below_total_demand_is_reported_before_solving(
+    tmp_path: Path, fake: FakeLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # demand 4 in all (the file's units); two warehouses of capacity 1.5 hold 3
+    path = write(tmp_path, "capa.txt", PLACEHOLDER_CAP)
+    assert orlib.main(["cflp", str(path), "--time-limit", "1", "--capacity", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "hold 3 in all but the 1 customers' demand totals 4" in err and "--capacity 2 or more" in err
+    assert fake.problems == []
+    short = TINY_CAP.replace(" 10 100.\n 20 200.", " 4 100.\n 5 200.")
+    with pytest.raises(ValueError, match=r"hold 9 in all but the 3 customers' demand totals 18"):
+        read_cap(write(tmp_path, "short.txt", short))
+    read_cap(write(tmp_path, "short2.txt", short), uncapacitated=True)  # ignored capacities are not checked
+
+
+def test_runner_cflp_single_source_and_placeholder_capacity(
+    tmp_path: Path, fake: FakeLocation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "capa.txt", PLACEHOLDER_CAP)
+    write(tmp_path, "optima.csv", "instance,capacity,optimal_capacitated,optimal_uncapacitated\ncapa-8000,8000,10,\n")
+    assert orlib.main(["cflp", str(path), "--time-limit", "1", "--capacity", "8000", "--single-source"]) == 0
+    (record,) = json_lines(capsys.readouterr().out)
+    assert record["instance"] == "capa-8000" and record["optimum"] == 10 and record["single_source"]
+    (kwargs,) = fake.problems
+    assert kwargs["single_source"] is True
+    np.testing.assert_array_equal(kwargs["capacity"], [8000, 8000])
+
+
+def test_cap_like_generator_matches_the_published_shape() -> None:
+    from benchmarks.instances import CAP_LIKE_CAPACITIES, CAP_LIKE_TOTAL_DEMAND, generate_cap_like
+
+    for kind, caps in CAP_LIKE_CAPACITIES.items():
+        a, b = generate_cap_like(kind, caps[0]), generate_cap_like(kind, caps[-1])
+        assert (a.m, a.n) == (100, 1000)
+        assert a.demand.sum() == CAP_LIKE_TOTAL_DEMAND and (a.demand >= 1).all()
+        assert (a.capacity == caps[0]).all() and (b.capacity == caps[-1]).all()
+        np.testing.assert_array_equal(a.cost, b.cost)  # one set, four capacities
+        np.testing.assert_array_equal(a.fixed_cost, b.fixed_cost)
+    assert generate_cap_like("capa", 8000).name == "capa-like-8000"
+    assert CAP_LIKE_CAPACITIES["capc"] == (5000, 5750, 6500, 7250)
+
+
+def test_cap_like_round_trips_through_the_placeholder_format(tmp_path: Path) -> None:
+    from benchmarks.instances import generate_cap_like, write_cap
+
+    inst = generate_cap_like("capb", 6000)
+    back = read_cap(write_cap(inst, tmp_path / "capb.txt", placeholder=True), capacity=6000)
+    np.testing.assert_allclose(back.cost, inst.cost, atol=5e-4)
+    np.testing.assert_array_equal(back.demand, inst.demand)
+    assert (back.capacity == 6000).all()
+
+
+@pytest.mark.parametrize("number", [21, 25, 40])
+def test_pmedian_like_graph_is_shaped_like_or_library(number: int, tmp_path: Path) -> None:
+    from benchmarks.instances import PMED_LIKE_SIZES, generate_pmedian_like, pmedian_like, write_pmedian
+
+    n, p, edges = generate_pmedian_like(number)
+    assert (n, p) == PMED_LIKE_SIZES[number]
+    assert len(edges) == n * n // 50
+    assert edges[:, 2].min() >= 1 and edges[:, 2].max() <= 100
+    pairs = {(min(a, b), max(a, b)) for a, b, _ in edges}
+    assert len(pairs) == len(edges) and all(a != b for a, b in pairs)
+    # the reader (shortest paths, connectivity check) agrees with the generator's own instance
+    inst = read_pmedian(write_pmedian(n, p, edges, tmp_path / f"pmed{number}.txt"))
+    np.testing.assert_array_equal(inst.dist, pmedian_like(number).dist)

@@ -81,3 +81,10 @@ def test_unreachable_mandatory_vertex_is_infeasible() -> None:
     problem = random_problem(1)
     with pytest.raises(InfeasibleProblemError, match="cannot reach it"):
         CoveringTourProblem(problem.cost, problem.cover, problem.mandatory, problem.max_visits, 1.0)
+
+
+def test_the_search_ends_within_the_time_limit() -> None:
+    """The final routing of the best set is part of the budget, not an extra after it."""
+    problem = random_problem(4, n=12, customers=10, p=3)
+    result = solve_covering_tour(problem, params=SolveParams(time_limit_s=1.0, seed=0))
+    assert result.runtime_s <= 1.0

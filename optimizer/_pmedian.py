@@ -1,0 +1,365 @@
+"""An exact MIP for the assignment family (p-median, attendance, uncapacitated fixed charge) on the reduced problem:
+the radius formulation, truncated by Lagrangian reduced costs.
+
+Formulation (Elloumi 2010; García, Labbé and Marín 2011). For client i, let ``D_i^1 < D_i^2 < ... < D_i^K`` be
+the distinct costs C_ij over the sites j that may serve it, and ``z_i^k = 1`` when no open site costs at most
+``D_i^k``. Then client i costs ``D_i^1 + sum_k (D_i^{k+1} - D_i^k) z_i^k`` and the model is::
+
+    min  sum_i D_i^1 + sum_ik (D_i^{k+1} - D_i^k) z_i^k + sum_j F_j x_j
+    s.t. z_i^1 + sum_{j: C_ij = D_i^1} x_j >= 1
+         z_i^k - z_i^{k-1} + sum_{j: C_ij = D_i^k} x_j >= 0        (k >= 2; a chain, one entry per pair)
+         sum_j x_j = p (when given), sum_j k_j x_j <= B (when given), x_j fixed where forced,
+         x in {0, 1}, z >= 0.
+
+Summing the chain gives ``z_i^k >= 1 - sum_{j: C_ij <= D_i^k} x_j``, so its LP relaxation is at least as strong
+as the classic one, with one nonzero per (client, site) pair instead of a ``y_ij <= x_j`` row per pair.
+
+Truncation. With Lagrangian multipliers lambda, their bound LB and the best plan's value UB, a client i can only be
+served from a site with ``C_ij <= lambda_i + UB - LB`` in a strictly better plan (the reduced-cost test of
+:func:`optimizer._assign.useful_pairs`). Levels above that radius are dropped: the last level's step goes to the
+smallest cost beyond the radius, ``T_i``, so the model charges ``min(true cost, T_i)``, never more than the truth.
+Every strictly better plan is charged exactly, so ``min(UB, MIP bound)`` is a valid bound; when the MIP's plan is
+charged exactly its value is its true value. Clients the MIP's plan serves beyond their radius get their levels
+back and the MIP runs again (at most a few rounds, while time remains).
+
+Limits. The model grows with the pairs that survive the test: a weak Lagrangian bound (a large UB - LB) gives a
+large model, which HiGHS may not solve in the time; the caller then keeps the Lagrangian bound.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+
+@dataclass(frozen=True)
+class RadiusOutcome:
+    open_mask: np.ndarray | None
+    value: float  # the true value of the MIP's plan (inf without one)
+    bound: float  # valid for every plan strictly better than the incumbent given
+    proven: bool  # the MIP was solved to optimality with an exactly charged plan
+    nodes: int
+    rounds: int
+    nonzeros: int
+
+
+def _levels(costs: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
+    """Distinct costs up to ``radius`` and the first cost beyond it (inf when none)."""
+    inside = costs[costs <= radius]
+    beyond = costs[costs > radius]
+    return np.unique(inside), float(beyond.min()) if beyond.size else math.inf
+
+
+def radius_model_size(C: np.ndarray, columns: np.ndarray, radius: np.ndarray) -> int:
+    """Nonzeros the truncated model would have (pairs within each client's radius)."""
+    return int((C[:, columns] <= radius[:, None]).sum())
+
+
+def radius_mip(
+    C: np.ndarray,
+    F: np.ndarray,
+    *,
+    columns: np.ndarray,
+    force_open: np.ndarray,
+    radius: np.ndarray,
+    p: int | None,
+    kappa: np.ndarray | None,
+    budget: float | None,
+    incumbent: float,
+    deadline: float,
+    gap: float,
+    max_rounds: int = 4,
+) -> RadiusOutcome:
+    """Solve the truncated radius formulation over the sites in ``columns`` (see the module docstring).
+
+    ``radius`` (n,) is each client's largest useful cost (``inf`` keeps every level); ``incumbent`` is the best
+    known value, used as an objective cut-off (HiGHS prunes what cannot beat it).
+    """
+    n, m = C.shape
+    cols = np.flatnonzero(columns)
+    k = len(cols)
+    radius = np.asarray(radius, dtype=np.float64).copy()
+    best_mask: np.ndarray | None = None
+    best_value = math.inf
+    nodes = rounds = nnz = 0
+    bound = -math.inf
+    while rounds < max_rounds and time.perf_counter() < deadline - 0.05:
+        rounds += 1
+        sub = C[:, cols]
+        # per client: the levels, the z variables and the chain rows
+        z_cost: list[float] = []
+        r_idx: list[np.ndarray] = []
+        c_idx: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
+        rlb: list[float] = []
+        const = 0.0
+        row = 0
+        nz = k  # z variables start after the k site variables
+        for i in range(n):
+            levels, beyond = _levels(sub[i], radius[i])
+            if levels.size == 0:  # nothing within the radius: charge the first cost beyond it
+                const += beyond if math.isfinite(beyond) else 0.0
+                continue
+            const += float(levels[0])
+            steps = np.diff(np.append(levels, beyond))  # step after each level; inf-free below
+            K = len(levels) if math.isfinite(beyond) else len(levels) - 1
+            if K == 0:
+                continue
+            lev_of = np.searchsorted(levels, sub[i])  # level index of each site (== len for beyond)
+            inside = np.flatnonzero(sub[i] <= radius[i])
+            inside = inside[lev_of[inside] < K]  # sites at the last level of an untruncated client add nothing
+            z = nz + np.arange(K)
+            z_cost += steps[:K].tolist()
+            # site entries: x_j in the row of its level
+            r_idx.append(row + lev_of[inside])
+            c_idx.append(inside)
+            vals.append(np.ones(len(inside)))
+            # z entries: +z_k in row k, -z_{k-1} in row k (k >= 1)
+            r_idx.append(row + np.arange(K))
+            c_idx.append(z)
+            vals.append(np.ones(K))
+            if K > 1:
+                r_idx.append(row + np.arange(1, K))
+                c_idx.append(z[:-1])
+                vals.append(-np.ones(K - 1))
+            rlb += [1.0] + [0.0] * (K - 1)
+            row += K
+            nz += K
+        n_vars = nz
+        obj = np.concatenate([F[cols], np.asarray(z_cost)])
+        A = sp.csr_matrix(
+            (np.concatenate(vals) if vals else np.zeros(0),
+             (np.concatenate(r_idx) if r_idx else np.zeros(0, np.int64),
+              np.concatenate(c_idx) if c_idx else np.zeros(0, np.int64))),
+            shape=(row, n_vars),
+        )  # fmt: skip
+        nnz = int(A.nnz)
+        constraints = [LinearConstraint(A, np.asarray(rlb), np.full(row, np.inf))] if row else []
+        x_row = sp.csr_matrix((np.ones(k), (np.zeros(k, np.int64), np.arange(k))), shape=(1, n_vars))
+        constraints.append(LinearConstraint(x_row, p if p is not None else 1, p if p is not None else np.inf))
+        if budget is not None and kappa is not None:
+            b_row = sp.csr_matrix((kappa[cols], (np.zeros(k, np.int64), np.arange(k))), shape=(1, n_vars))
+            constraints.append(LinearConstraint(b_row, -np.inf, budget))
+        lower = np.zeros(n_vars)
+        lower[:k] = force_open[cols].astype(float)
+        upper = np.concatenate([np.ones(k), np.full(n_vars - k, np.inf)])
+        integrality = np.concatenate([np.ones(k), np.zeros(n_vars - k)])
+        res = milp(
+            obj,
+            constraints=constraints,
+            integrality=integrality,
+            bounds=Bounds(lower, upper),
+            options={"time_limit": max(0.05, deadline - time.perf_counter()), "disp": False, "mip_rel_gap": gap},
+        )
+        nodes += int(getattr(res, "mip_node_count", 0) or 0)
+        raw = getattr(res, "mip_dual_bound", None)
+        round_bound = float(raw) + const if raw is not None and np.isfinite(raw) else -math.inf
+        if res.status == 2:  # no plan beats the incumbent, even charged at most its truth
+            return RadiusOutcome(best_mask, best_value, math.inf, True, nodes, rounds, nnz)
+        if res.x is None:
+            return RadiusOutcome(best_mask, best_value, max(bound, round_bound), False, nodes, rounds, nnz)
+        mask = np.zeros(m, dtype=bool)
+        mask[cols] = res.x[:k] > 0.5
+        charged = float(res.fun) + const
+        nearest = C[:, mask].min(axis=1)
+        value = float(nearest.sum() + F[mask].sum())
+        if value < best_value:
+            best_mask, best_value = mask, value
+        if res.status == 0 and not np.isfinite(round_bound):
+            round_bound = charged
+        bound = max(bound, min(round_bound, charged))
+        over = nearest > radius + 1e-9
+        if res.status != 0 or not over.any() or value <= charged + 1e-9 * max(1.0, abs(value)):
+            return RadiusOutcome(best_mask, best_value, bound, res.status == 0, nodes, rounds, nnz)
+        # the plan uses truncated levels: give those clients the levels up to their true cost and solve again
+        radius[over] = nearest[over]
+    return RadiusOutcome(best_mask, best_value, bound, False, nodes, rounds, nnz)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Lagrangian branch and bound over the sites
+
+
+@dataclass
+class _Node:
+    keep: np.ndarray  # (k,) forced open, over the active columns
+    allowed: np.ndarray  # (k,) not forced closed
+    lam: np.ndarray  # warm start
+    bound: float  # the parent's bound on this node (valid)
+
+
+@dataclass(frozen=True)
+class TreeOutcome:
+    open_mask: np.ndarray | None  # a plan better than the incumbent given, if found
+    value: float
+    bound: float  # valid for every plan strictly better than the incumbent given
+    proven: bool
+    nodes: int
+
+
+def _choose(rho: np.ndarray, keep: np.ndarray, allowed: np.ndarray, p: int | None) -> np.ndarray:
+    """The Lagrangian subproblem over sites: the (p - |keep|) cheapest free sites, or every negative free one."""
+    x = keep.copy()
+    free = np.flatnonzero(allowed & ~keep)
+    if p is None:
+        x[free[rho[free] < 0]] = True
+        if not x.any() and len(free):
+            x[free[int(np.argmin(rho[free]))]] = True  # at least one site open
+        return x
+    need = p - int(keep.sum())
+    if need > 0:
+        x[free[np.argsort(rho[free], kind="stable")[:need]]] = True
+    return x
+
+
+def branch_and_bound(
+    C: np.ndarray,
+    F: np.ndarray,
+    *,
+    columns: np.ndarray,
+    force_open: np.ndarray,
+    p: int | None,
+    lam: np.ndarray,
+    incumbent: float,
+    deadline: float,
+    integral: bool,
+    node_iterations: int = 120,
+) -> TreeOutcome:
+    """Prove (or improve) an incumbent by depth-first branch and bound on the sites in ``columns``.
+
+    Each node fixes some sites open or closed and bounds its plans by the Lagrangian relaxation of the assignment
+    constraints (warm-started subgradient steps, Polyak's step towards the incumbent): ``L(lambda) = sum_i lambda_i
+    + min {sum_j rho_j x_j}`` with ``rho_j = F_j + sum_i min(C_ij - lambda_i, 0)`` over the node's sites (p of them,
+    or those with rho_j < 0 when p is free). A node is pruned when its bound reaches the incumbent (less 1 for
+    integral data); reduced costs fix further sites at each node (forcing j open costs at least
+    ``rho_j - max chosen rho``, closing a chosen one ``min other rho - rho_j``). The site whose two forced children
+    have the highest smaller bound is branched on, the child with the lower bound first. The subproblem's sites are
+    a plan at every node (a Lagrangian heuristic). The branching site is the free one whose recent subproblem
+    solutions (an exponential average, a primal estimate) are the most fractional, nearest 0.5; the child with the
+    lower bound is explored first. Limits: the bound is the LP bound at each node and no cuts are added, so an
+    instance with a large integrality gap (about 1% or more) can need more nodes than the time allows; the bound
+    returned is then the smallest over the open nodes.
+    """
+    m = C.shape[1]
+    cols = np.flatnonzero(columns)
+    sub = np.ascontiguousarray(C[:, cols])
+    Fs = F[cols]
+    k = len(cols)
+    slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(incumbent) if math.isfinite(incumbent) else 1.0)
+    ub = incumbent
+    best_mask: np.ndarray | None = None
+    stack = [_Node(force_open[cols].copy(), np.ones(k, dtype=bool), lam.copy(), -math.inf)]
+    nodes = 0
+
+    def value_of(x: np.ndarray) -> float:
+        return float(sub[:, x].min(axis=1).sum() + Fs[x].sum())
+
+    while stack:
+        if time.perf_counter() > deadline:
+            bound = min([ub] + [nd.bound for nd in stack])
+            return TreeOutcome(_full(best_mask, cols, m), ub, bound, False, nodes)
+        node = stack.pop()
+        if node.bound > ub - slack:
+            continue
+        nodes += 1
+        keep, allowed, lam_n = node.keep, node.allowed, node.lam.copy()
+        if p is not None and (int(keep.sum()) > p or int(allowed.sum()) < p):
+            continue
+        best_lb, best_lam, theta, stall = -math.inf, lam_n, 0.5 if nodes > 1 else 1.0, 0
+        act = np.flatnonzero(allowed)  # the node's sites: the closed ones take no part in its relaxation
+        sub_a, F_a, keep_a = sub[:, act], Fs[act], keep[act]
+        all_a = np.ones(len(act), dtype=bool)
+        xbar_a = np.zeros(len(act))
+        for _ in range(node_iterations if nodes > 1 else 5 * node_iterations):
+            rho_a = F_a + np.minimum(sub_a - lam_n[:, None], 0.0).sum(axis=0)
+            xa = _choose(rho_a, keep_a, all_a, p)
+            xbar_a = 0.8 * xbar_a + 0.2 * xa  # a primal estimate: recent subproblem solutions, averaged
+            lb = float(lam_n.sum() + rho_a[xa].sum())
+            if lb > best_lb + 1e-9 * max(1.0, abs(lb)):
+                best_lb, best_lam, stall = lb, lam_n.copy(), 0
+            else:
+                stall += 1
+                if stall >= 8:
+                    theta, stall = theta / 2, 0
+            if best_lb > ub - slack or theta < 5e-3:
+                break
+            x = np.zeros(k, dtype=bool)
+            x[act[xa]] = True
+            value = value_of(x)
+            if _better(value, ub):
+                ub, best_mask = value, x.copy()
+                slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(ub))
+            g = 1.0 - ((lam_n[:, None] > sub_a) & xa[None, :]).sum(axis=1)
+            norm = float(g @ g)
+            if norm == 0:
+                break  # the relaxed solution assigns every client once: lb is this node's optimum
+            lam_n = lam_n + theta * max(ub - lb, 1e-6) / norm * g
+        if integral:
+            best_lb = math.ceil(best_lb - 1e-6)
+        if best_lb > ub - slack:
+            continue
+        # reduced-cost fixing at this node, then branch
+        rho = Fs + np.minimum(sub - best_lam[:, None], 0.0).sum(axis=0)
+        x = _choose(rho, keep, allowed, p)
+        free = allowed & ~keep
+        if p is not None:
+            chosen, other = free & x, free & ~x
+            worst_in = float(rho[chosen].max()) if chosen.any() else 0.0
+            best_out = float(rho[other].min()) if other.any() else math.inf
+            lb_open = best_lb + np.where(x, 0.0, rho - worst_in)
+            lb_close = best_lb + np.where(x, best_out - rho, 0.0)
+        elif keep.any() or (rho[free] < 0).any():
+            lb_open = best_lb + np.maximum(rho, 0.0) * ~x
+            lb_close = best_lb + np.maximum(-rho, 0.0) * x
+        else:  # the one site opened only because one must be: forcing another may replace it, so fix nothing
+            lb_open = lb_close = np.full(k, best_lb)
+        allowed = allowed & ~(free & (lb_open > ub - slack))
+        keep = keep | (free & (lb_close > ub - slack))
+        free = allowed & ~keep
+        if p is not None and (int(keep.sum()) > p or int(allowed.sum()) < p):
+            continue
+        if not free.any() or (p is not None and int(keep.sum()) == p):
+            x = keep.copy() if p is not None else _choose(rho, keep, allowed, p)
+            if x.any():
+                value = value_of(x)
+                if _better(value, ub):
+                    ub, best_mask = value, x.copy()
+            if p is None and free.any():
+                pass
+            else:
+                continue
+        xbar = np.zeros(k)
+        xbar[act] = xbar_a
+        score = np.where(free, -np.abs(xbar - 0.5), -math.inf)
+        j = int(np.argmax(score))
+        a_keep = keep.copy()
+        a_keep[j] = True
+        b_allowed = allowed.copy()
+        b_allowed[j] = False
+        child_open = _Node(a_keep, allowed.copy(), best_lam, float(max(best_lb, lb_open[j])))
+        child_close = _Node(keep.copy(), b_allowed, best_lam, float(max(best_lb, lb_close[j])))
+        # depth first, the more promising child (lower bound) on top
+        first, second = (
+            (child_open, child_close) if child_open.bound <= child_close.bound else (child_close, child_open)
+        )
+        stack.append(second)
+        stack.append(first)
+    return TreeOutcome(_full(best_mask, cols, m), ub, ub, True, nodes)
+
+
+def _better(value: float, ub: float) -> bool:
+    """``value`` improves on ``ub`` by more than a relative 1e-9 (any finite value improves on inf)."""
+    return math.isfinite(value) and (not math.isfinite(ub) or value < ub - 1e-9 * max(1.0, abs(ub)))
+
+
+def _full(mask: np.ndarray | None, cols: np.ndarray, m: int) -> np.ndarray | None:
+    if mask is None:
+        return None
+    out = np.zeros(m, dtype=bool)
+    out[cols[mask]] = True
+    return out
