@@ -15,6 +15,7 @@ Every lookup filters by the caller's organisation: a foreign id answers 404, exa
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from datetime import datetime
@@ -270,6 +271,32 @@ def run_timetable(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileRespon
     if not path.is_file():
         raise NotFoundError("this plan has no bookmobile timetable: it serves no bookmobile stop")
     return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{run_id}-timetable.csv")
+
+
+_CALENDAR = re.compile(r"^[A-Za-z0-9_.-]{1,80}\.ics$")
+
+
+def _calendars(folder: Path) -> list[str]:
+    cal = folder / "calendars"
+    return sorted(p.name for p in cal.glob("*.ics") if p.is_file()) if cal.is_dir() else []
+
+
+@router.get("/runs/{run_id}/calendars", name="run_calendars")
+def run_calendars(run_id: str, who: Viewer, session: DB, svc: Svc) -> dict[str, list[str]]:
+    """The bookmobile's calendars (one iCalendar file per vehicle, every stop visit an event); empty without one."""
+    _, folder = _results(session, who, run_id, svc)
+    return {"calendars": _calendars(folder)}
+
+
+@router.get("/runs/{run_id}/calendars/{name}", name="run_calendar", response_class=FileResponse,
+            responses={200: {"content": {"text/calendar": {}}, "description": "one vehicle's calendar"}})  # fmt: skip
+def run_calendar(run_id: str, name: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
+    """One vehicle's calendar (``.ics``: its stop visits with their weekly or fortnightly recurrence)."""
+    _, folder = _results(session, who, run_id, svc)
+    if not _CALENDAR.match(name) or name not in _calendars(folder):
+        raise NotFoundError(f"this run has no calendar {name!r}")
+    return FileResponse(folder / "calendars" / name, media_type="text/calendar; charset=utf-8",
+                        filename=f"{run_id}-{name}")  # fmt: skip
 
 
 @router.get("/runs/{run_id}/layers.gpkg", name="run_layers_gpkg", response_class=FileResponse,

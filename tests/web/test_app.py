@@ -259,6 +259,14 @@ def test_planner_writes_a_scenario_runs_it_and_reads_the_result(
     png = tmp_path / "map.png"
     dl.value.save_as(png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the bookmobile's calendar: one event per row of the timetable shown
+    visits = page.locator("#timetable tbody tr").count()
+    assert visits >= 1
+    with page.expect_download() as dl:
+        page.locator("#timetable .calendars button").first.click()
+    ics = tmp_path / "vehicle.ics"
+    dl.value.save_as(ics)
+    assert ics.read_text().startswith("BEGIN:VCALENDAR") and ics.read_text().count("BEGIN:VEVENT") == visits
     assert all("X-API-Key" not in u and site.keys["alpha"]["planner"] not in u for u in guard.requests)
 
 

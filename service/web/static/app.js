@@ -564,7 +564,14 @@ async function timetable(run, plan) {
     table([['Stop', (r) => r.community], ['Id', (r) => r.stop], ['Day', (r) => r.day], ['Arrives', (r) => r.arrival],
       ['Leaves', (r) => r.departure], ['Every', (r) => r.frequency.replace('FREQ=WEEKLY;INTERVAL=', '').replace(
         'FREQ=WEEKLY', '1') + ' week(s)'], ['Route', (r) => r.route], ['From', (r) => r.start]], rows),
-    h('p.hint', 'The calendars (.ics) of each vehicle are written beside the plan by branchnet plan (calendars/).'));
+    calendarButtons(run, (await request('GET', `/runs/${encodeURIComponent(run.id)}/calendars`)).calendars));
+}
+
+function calendarButtons(run, names) {
+  // one iCalendar file per vehicle: every stop visit with its recurrence, for a phone or the library's website
+  return h('div.actions.calendars', h('span.hint', 'Calendars (.ics): '),
+    ...names.map((name) => downloadButton(name, `/runs/${encodeURIComponent(run.id)}/calendars/${encodeURIComponent(name)}`,
+      `${run.id}-${name}`)));
 }
 
 const SVG = 'http://www.w3.org/2000/svg';

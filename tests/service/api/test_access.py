@@ -90,6 +90,8 @@ ENDPOINTS = [
     # results
     E("GET", "/runs/{run}/plan", "viewer", 200),
     E("GET", "/runs/{run}/timetable.csv", "viewer", 200),
+    E("GET", "/runs/{run}/calendars", "viewer", 200),
+    E("GET", "/runs/{run}/calendars/{calendar}", "viewer", 200),
     E("GET", "/runs/{run}/layers.gpkg", "viewer", 200),
     E("GET", "/runs/{run}/layers/{layer}.geojson", "viewer", 200),
     E("GET", "/runs/{run}/map", "viewer", 200),
@@ -225,8 +227,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                                   **summarise([row], 1.0)})  # fmt: skip
             s.add(batch)
             s.commit()
+            calendar = min(p.name for p in (toy_results / "calendars").glob("*.ics"))
             ids = {"region": region.id, "scenario": scenario.id, "run": runs[0], "run2": runs[1], "layer": "branches",
-                   "batch": batch.id}  # fmt: skip
+                   "calendar": calendar, "batch": batch.id}  # fmt: skip
         yield World(TestClient(app), services, keys, revoked, ids)
     finally:
         services.engine.dispose()
@@ -255,7 +258,7 @@ def test_access_matrix(world: World, endpoint: Endpoint, caller: Caller) -> None
     if r.status_code >= 400:
         assert world.state() == before, f"{endpoint} as {caller} was refused but changed the stored state"
     elif caller.org == "b":
-        leaked = [k for k, v in world.ids.items() if k != "layer" and v in r.text]
+        leaked = [k for k, v in world.ids.items() if k not in ("layer", "calendar") and v in r.text]
         assert not leaked, f"{endpoint} as {caller} shows organisation a's {leaked}"
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import csv as csvlib
 import dataclasses
+import io
 import os
 import signal
 import time
@@ -167,6 +169,19 @@ def test_runs_end_to_end(db_url: str, make_app: AppFactory, toy_region: RegionDa
     csv = client.get(f"{API}/runs/{a}/timetable.csv", headers=viewer)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.text.splitlines()[0].count(",") >= 3 and len(csv.text.splitlines()) > 1
+    # one calendar per vehicle; its events recounted from the timetable's rows of that vehicle
+    cals = client.get(f"{API}/runs/{a}/calendars", headers=viewer).json()["calendars"]
+    rows = list(csvlib.DictReader(io.StringIO(csv.text)))
+    assert len(cals) == len({r["mobile"] for r in rows}) >= 1
+    events = 0
+    for name in cals:
+        ics = client.get(f"{API}/runs/{a}/calendars/{name}", headers=viewer)
+        assert ics.status_code == 200 and ics.headers["content-type"].startswith("text/calendar")
+        assert ics.text.startswith("BEGIN:VCALENDAR")
+        events += ics.text.count("BEGIN:VEVENT")
+    assert events == len(rows)
+    for bad in ("nope.ics", "..%2Fplan.json", "plan.json"):
+        assert client.get(f"{API}/runs/{a}/calendars/{bad}", headers=viewer).status_code == 404
     gpkg = client.get(f"{API}/runs/{a}/layers.gpkg", headers=viewer)
     assert gpkg.status_code == 200 and gpkg.content[:16] == b"SQLite format 3\x00"
     stored = services.files.root / row(services, a).result_path
