@@ -34,6 +34,9 @@ test: setup
 bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines measured in the same run
 	$(BIN)/python -m benchmarks.matrix
 	$(BIN)/python -m benchmarks.orlib summary
+	$(BIN)/python -m benchmarks.orlib caplike
+	$(BIN)/python -m benchmarks.orlib pmedlike
+	$(BIN)/python -m benchmarks.location_scale
 	$(BIN)/python -m benchmarks.cvrp summary
 	$(BIN)/python -m benchmarks.orienteering summary
 	$(BIN)/python -m benchmarks.mctp summary
