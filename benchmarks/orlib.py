@@ -549,7 +549,7 @@ def stand_ins(args: argparse.Namespace) -> int:
                 _show(text, name, records[-1])
         ok = [
             r["gap_to_optimum"] is not None and r["gap_to_optimum"] <= CAPLIKE_OPTIMUM_GAP
-            and r["gap"] <= CAPLIKE_BOUND_GAP and r["seconds"] <= CAPLIKE_TIME_LIMIT_S + 1.0
+            and r["gap"] <= CAPLIKE_BOUND_GAP and r["seconds"] <= CAPLIKE_TIME_LIMIT_S
             for r in records
         ]  # fmt: skip
         line = (f"capa/b/c-like: within {CAPLIKE_OPTIMUM_GAP:.1%} of the reference with a bound gap <= "
