@@ -10,7 +10,7 @@ import numpy as np
 
 from optimizer.errors import InfeasibleProblemError
 from optimizer.params import SolveParams
-from optimizer.planner.problem import PlannerProblem, PlannerResult
+from optimizer.planner.problem import PlannerProblem, PlannerResult, PlannerStatus
 from optimizer.planner.search import solve_plan
 
 Progress = Callable[[str, float], None]
@@ -66,7 +66,33 @@ def pareto_front(
         run(gap)
     if progress:
         progress("pareto", 1.0)
-    return [(b, r, msg) for b, (r, msg) in sorted(out.items())]
+    return _monotone(sorted(out.items()))
+
+
+def _monotone(
+    rows: list[tuple[float, tuple[PlannerResult | None, str]]],
+) -> list[tuple[float, PlannerResult | None, str]]:
+    """Give each budget at least the credit of every cheaper budget's plan.
+
+    A plan within a smaller budget is within a larger one too, so when a budget's own (time-limited) solve ends
+    below a cheaper budget's plan, or finds none, that plan is its answer; the budget keeps its own bound (an upper
+    bound on the credit of every plan within it), and the gap is recomputed.
+    """
+    best: PlannerResult | None = None
+    out: list[tuple[float, PlannerResult | None, str]] = []
+    for budget, (r, msg) in rows:
+        if best is not None and (r is None or r.objective < best.objective - 1e-12):
+            bound = None if r is None else r.bound
+            gap = None if bound is None else abs(bound - best.objective) / max(abs(best.objective), 1e-12)
+            status: PlannerStatus = "optimal" if gap is not None and gap <= 1e-9 else "feasible"
+            note = (f"the search at budget {budget:,.0f} ended below the plan found for a smaller budget, which is "
+                    "within this budget too and is used instead")  # fmt: skip
+            r = replace(best, status=status, bound=bound, gap=gap, warnings=(*best.warnings, note))
+            msg = status
+        if r is not None and (best is None or r.objective > best.objective):
+            best = r
+        out.append((budget, r, msg))
+    return out
 
 
 def _worst_cost(r: PlannerResult, years: tuple[int, ...] | None = None) -> float:

@@ -130,6 +130,25 @@ def test_non_dominated_returns_mutually_non_dominated_points_covering_the_rest(
             assert any(_dominates(q, p) or q == p for q in kept)
 
 
+def test_a_budget_whose_search_stops_short_takes_a_cheaper_budgets_plan() -> None:
+    """A time-limited solve at a larger budget that ends below a smaller budget's plan (or with none) answers that
+    plan, which is within its budget too; its own upper bound stays, the gap is recomputed."""
+    from optimizer.planner.pareto import _monotone
+
+    problem = replace(network(0), objective="max_coverage", budget=280_000.0)
+    good = solve_plan(problem, params=SolveParams(time_limit_s=12.0))
+    short = replace(good, objective=good.objective - 0.05, status="time_limit", bound=good.objective + 0.01)
+    rows = _monotone([(280_000.0, (good, "optimal")), (300_000.0, (short, "time_limit")), (320_000.0, (None, "x"))])
+    assert [b for b, _, _ in rows] == [280_000.0, 300_000.0, 320_000.0]
+    (_, first, _), (_, second, msg), (_, third, _) = rows
+    assert first is good
+    assert second is not None and second.objective == good.objective and second.decision is good.decision
+    assert second.bound == short.bound and second.gap == pytest.approx(0.01 / good.objective)
+    assert second.status == msg == "feasible" and "smaller budget" in second.warnings[-1]
+    assert third is not None and third.objective == good.objective and third.bound is None
+    assert _worst_cost(second) <= 300_000.0
+
+
 def test_pareto_coverage_is_non_decreasing_in_the_budget() -> None:
     problem = network(0)
     budgets = [400_000.0, 170_000.0, 100_000.0, 280_000.0, 220_000.0, 340_000.0]
