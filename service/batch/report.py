@@ -15,8 +15,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store.db import Run
-from service.store.files import FileStore
+from service.store.files import FileStore, atomic_write
 
 API = "/api/v1"
 log = logging.getLogger("branchnet.batch")
@@ -193,10 +191,7 @@ def write_report(
     paths = (folder / "batch-report.json", folder / "batch-report.html")
     texts = (json.dumps(report, indent=1, allow_nan=False), render_html(report, thumbnails))
     for path, text in zip(paths, texts, strict=True):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, text)
     return paths
 
 

@@ -21,8 +21,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from rich.table import Table
 
 from optimizer.kpis import DRIVE_BANDS_MIN
 from service.errors import BadRequestError
+from service.store.files import atomic_write
 
 #: Share changes smaller than this (as a fraction) count as "unchanged".
 CHANGE_TOL = 1e-9
@@ -304,20 +303,11 @@ def write_comparison(result: dict[str, Any], path: Path) -> Path:
         text = buf.getvalue()
     else:
         text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as exc:
         raise CompareError(f"{path}: cannot write the comparison ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -17,8 +17,6 @@ import base64
 import io
 import json
 import math
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +37,7 @@ from shapely.geometry.polygon import orient
 
 from service.plans._cartography import DPI, LegendEntry, draw_legend, draw_north_arrow, draw_scale_bar
 from service.plans.maps import OSM_ATTRIBUTION
+from service.store.files import atomic_write
 
 WIDTH_PX, HEIGHT_PX = 1600, 1200  # at DPI (100) dots per inch
 #: Drive-time classes of the demand points, as in ``map.html``: (upper bound in minutes, colour, legend label).
@@ -252,9 +251,16 @@ def write_map_png(
 
     The file has no timestamp and no software version in its metadata, so the same layers give the same bytes.
     """
-    fig, _ = draw_map(layers, title=title, attribution=attribution)
-    fig.savefig(path, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
+    path.write_bytes(_png(layers, title=title, attribution=attribution))
     return path
+
+
+def _png(layers: Mapping[str, gpd.GeoDataFrame | None], *, title: str, attribution: str) -> bytes:
+    """The PNG bytes of :func:`draw_map`, without timestamp or software version in the metadata."""
+    fig, _ = draw_map(layers, title=title, attribution=attribution)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
+    return buf.getvalue()
 
 
 def read_layers(gpkg: Path) -> dict[str, gpd.GeoDataFrame]:
@@ -287,10 +293,7 @@ def ensure_map_png(folder: Path) -> Path:
     with _RENDER_LOCK:
         if target.is_file():  # drawn by another request while this one waited
             return target
-        fig, _ = draw_map(read_layers(gpkg), title=title, attribution=attribution)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
-    _write_atomic(target, buf.getvalue())
+        atomic_write(target, _png(read_layers(gpkg), title=title, attribution=attribution))
     return target
 
 
@@ -309,20 +312,8 @@ def thumbnail_uri(folder: Path, width: int = 400) -> str:
         small = rgb.resize((width, round(width * rgb.height / rgb.width)), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         small.quantize(256).save(buf, format="PNG", optimize=True)
-        _write_atomic(cached, buf.getvalue())
+        atomic_write(cached, buf.getvalue())
     return "data:image/png;base64," + base64.b64encode(cached.read_bytes()).decode("ascii")
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are for sharing
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------------------------------------------------------
