@@ -300,20 +300,12 @@ def fix_sites(data: AssignData, state: SearchState) -> tuple[np.ndarray, np.ndar
 
 
 def useful_radius(data: AssignData, state: SearchState) -> np.ndarray:
-    """Per client, the largest cost ``C_ij`` a strictly better plan may use: ``lambda_i + UB - LB`` less the
-    rounding slack (the radius form of :func:`useful_pairs`); ``inf`` without multipliers."""
+    """Per client, the largest cost ``C_ij`` a strictly better plan may use, ``lambda_i + UB - LB`` less the
+    rounding slack: an assignment adds at least ``(C_ij - lambda_i)^+`` to the Lagrangian bound ``LB``, so one
+    costing more would lift it above the best value ``UB``. ``inf`` without multipliers."""
     n = data.C.shape[0]
     if state.lam is None or not math.isfinite(state.best_value):
         return np.full(n, np.inf)
     ub = state.best_value
     slack = 1.0 - 1e-6 if data.integral else 1e-9 * max(1.0, abs(ub))
     return np.asarray(state.lam + (ub - slack - state.lr_value))
-
-
-def useful_pairs(data: AssignData, state: SearchState) -> np.ndarray | None:
-    """Assignments that a strictly better plan may use: ``lb + (C_ij - lam_i)^+`` below the best value."""
-    if state.lam is None:
-        return None
-    ub = state.best_value
-    slack = 1.0 - 1e-6 if data.integral else 1e-9 * max(1.0, abs(ub))
-    return np.asarray(state.lr_value + np.maximum(data.C - state.lam[:, None], 0.0) <= ub - slack)

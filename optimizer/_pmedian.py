@@ -16,7 +16,7 @@ as the classic one, with one nonzero per (client, site) pair instead of a ``y_ij
 
 Truncation. With Lagrangian multipliers lambda, their bound LB and the best plan's value UB, a client i can only be
 served from a site with ``C_ij <= lambda_i + UB - LB`` in a strictly better plan (the reduced-cost test of
-:func:`optimizer._assign.useful_pairs`). Levels above that radius are dropped: the last level's step goes to the
+:func:`optimizer._assign.useful_radius`). Levels above that radius are dropped: the last level's step goes to the
 smallest cost beyond the radius, ``T_i``, so the model charges ``min(true cost, T_i)``, never more than the truth.
 Every strictly better plan is charged exactly, so ``min(UB, MIP bound)`` is a valid bound; when the MIP's plan is
 charged exactly its value is its true value. Clients the MIP's plan serves beyond their radius get their levels
