@@ -19,8 +19,11 @@ from geodata.errors import InputFileError
 #: Way tags kept on road edges.
 WAY_TAGS = (
     "highway", "maxspeed", "oneway", "junction", "access", "motor_vehicle", "motorcar", "foot", "service",
-    "area", "name", "ref",
+    "area", "name", "ref", "lit",
 )  # fmt: skip
+
+#: Node ``highway`` values that control traffic at a node (signals and signs), kept as ``OsmExtract.controls``.
+NODE_CONTROLS = frozenset({"traffic_signals", "stop", "give_way", "mini_roundabout"})
 
 #: Land uses that hold homes; other land uses mark buildings tagged only ``building=yes`` as non-residential.
 RESIDENTIAL_LANDUSE = frozenset({"residential"})
@@ -60,6 +63,8 @@ class OsmExtract:
     buildings: list[tuple[int, shapely.Geometry, str]] = field(default_factory=list)
     #: Land-use polygons in EPSG:4326, with their ``landuse`` tag value.
     landuse: list[tuple[int, shapely.Geometry, str]] = field(default_factory=list)
+    #: Traffic control at nodes: node id -> ``highway`` value in :data:`NODE_CONTROLS`.
+    controls: dict[int, str] = field(default_factory=dict)
 
 
 class _Handler(osmium.SimpleHandler):
@@ -69,6 +74,11 @@ class _Handler(osmium.SimpleHandler):
         self.want_areas = want_areas
         self.wkb = osmium.geom.WKBFactory()
         self.bad_areas = 0
+
+    def node(self, n: osmium.osm.Node) -> None:
+        control = n.tags.get("highway")
+        if control in NODE_CONTROLS:
+            self.extract.controls[n.id] = control
 
     def way(self, w: osmium.osm.Way) -> None:
         tags = w.tags

@@ -28,19 +28,31 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from geodata import _cache
+from geodata._dijkstra import many_to_many
+from geodata.turns import CONTROLS, ROAD_RANK, TurnCosts, concat_ranges, expand
 
 
 @dataclass(frozen=True)
 class CompiledGraph:
-    """A graph as CSR matrices for one edge weight; parallel edges keep their minimum weight."""
+    """A graph as CSR matrices for one edge weight; parallel edges keep their minimum weight.
+
+    With turn costs (``G.graph["turn_costs"]``, weight ``travel_time``) the matrices are those of the
+    edge-expanded graph (:mod:`geodata.turns`): a trip from node ``i`` starts at row ``source_row[i]`` and one to
+    node ``j`` ends at row ``target_row[j]``. Without, both are the identity and rows are nodes.
+    """
 
     index: dict[Hashable, int]
     csr: sp.csr_matrix
     csr_reversed: sp.csr_matrix
     fingerprint: tuple[int, int, str]
+    #: Row of each node's start and end of a trip, and the node each row stands at.
+    source_row: np.ndarray
+    target_row: np.ndarray
+    row_node: np.ndarray
+    turn_costs: bool = False
 
     def positions(self, nodes: Sequence[Hashable] | np.ndarray, side: str) -> np.ndarray:
-        """Return the matrix row of each node, or raise naming the first unknown node."""
+        """Return the position of each node (in ``index``), or raise naming the first unknown node."""
         index = self.index
         try:
             return np.fromiter((index[n] for n in np.asarray(nodes).tolist()), dtype=np.int64, count=len(nodes))
@@ -64,8 +76,17 @@ def _fingerprint(G: nx.Graph, weight: str) -> tuple[int, int, str]:
     return (len(G), sum(map(len, G._adj.values())), weight)
 
 
+def turn_costs_of(G: nx.Graph, weight: str) -> TurnCosts | None:
+    """The junction and turn costs that apply to ``weight`` on ``G``: those of ``G.graph["turn_costs"]`` for
+    ``travel_time`` on a directed graph, else none."""
+    spec = G.graph.get("turn_costs")
+    if not spec or weight != "travel_time" or not G.is_directed():
+        return None
+    return TurnCosts(**spec)
+
+
 def compile_graph(G: nx.Graph, weight: str = "travel_time") -> CompiledGraph:
-    """Convert ``G`` to CSR matrices of ``weight`` (cached per graph object).
+    """Convert ``G`` to CSR matrices of ``weight`` (cached per graph object), edge-expanded when turn costs apply.
 
     Raises
     ------
@@ -76,29 +97,60 @@ def compile_graph(G: nx.Graph, weight: str = "travel_time") -> CompiledGraph:
     hit = per_graph.get(weight)
     if hit is not None and hit.fingerprint == _fingerprint(G, weight):
         return hit
+    turns = turn_costs_of(G, weight)
     nodes = list(G.nodes)
     index = {n: i for i, n in enumerate(nodes)}
     m = G.number_of_edges()
     u = np.empty(m, dtype=np.int64)
     v = np.empty(m, dtype=np.int64)
     w = np.empty(m, dtype=np.float64)
-    for k, (a, b, x) in enumerate(G.edges(data=weight)):
-        if x is None:
-            raise ValueError(f"edge ({a!r}, {b!r}) has no {weight!r} attribute")
-        u[k], v[k], w[k] = index[a], index[b], x
+    rank = np.zeros(m, dtype=np.int64)
+    roundabout = np.zeros(m, dtype=bool)
+    if turns is None:
+        for k, (a, b, x) in enumerate(G.edges(data=weight)):
+            if x is None:
+                raise ValueError(f"edge ({a!r}, {b!r}) has no {weight!r} attribute")
+            u[k], v[k], w[k] = index[a], index[b], x
+    else:
+        for k, (a, b, d) in enumerate(G.edges(data=True)):
+            x = d.get(weight)
+            if x is None:
+                raise ValueError(f"edge ({a!r}, {b!r}) has no {weight!r} attribute")
+            u[k], v[k], w[k] = index[a], index[b], x
+            rank[k] = ROAD_RANK.get(str(d.get("highway")), 0)
+            roundabout[k] = d.get("junction") in ("roundabout", "circular")
     if m and (not np.isfinite(w).all() or w.min() < 0):
         raise ValueError(f"edge weights {weight!r} must be finite and non-negative")
     if not G.is_directed():
         u, v, w = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([w, w])
     # Keep the lightest of parallel edges: a plain COO->CSR conversion would sum them.
     order = np.lexsort((w, v, u))
-    u, v, w = u[order], v[order], w[order]
+    u, v, w, order = u[order], v[order], w[order], order
     first = np.ones(len(u), dtype=bool)
     first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
     u, v, w = u[first], v[first], w[first]
     n = len(nodes)
-    csr = sp.csr_matrix((w, (u, v)), shape=(n, n))
-    compiled = CompiledGraph(index, csr, csr.T.tocsr(), _fingerprint(G, weight))
+    identity = np.arange(n, dtype=np.int64)
+    if turns is None:
+        csr = sp.csr_matrix((w, (u, v)), shape=(n, n))
+        source_row = target_row = row_node = identity
+    else:
+        kept = order[first]
+        control = np.zeros(n, dtype=np.int64)
+        for node, tag in G.nodes(data="control"):
+            if tag in CONTROLS:
+                control[index[node]] = 1 + CONTROLS.index(tag)
+        xy = np.array([(d.get("x", 0.0), d.get("y", 0.0)) for _, d in G.nodes(data=True)], dtype=np.float64)
+        xy = xy.reshape(-1, 2)
+        if str(G.graph.get("crs", "")).upper() in ("EPSG:4326", "WGS84"):  # headings in degrees: scale x by cos(lat)
+            xy = xy * np.array([np.cos(np.radians(np.mean(xy[:, 1]) if n else 0.0)), 1.0])
+        ex = expand(turns, n=n, tail=u, head=v, weight=w, xy=xy, rank=rank[kept], roundabout=roundabout[kept],
+                    control=control)  # fmt: skip
+        csr = ex.csr
+        source_row, target_row, row_node = ex.source_rows(identity), ex.target_rows(identity), ex.row_node
+    compiled = CompiledGraph(
+        index, csr, csr.T.tocsr(), _fingerprint(G, weight), source_row, target_row, row_node, turns is not None
+    )
     per_graph[weight] = compiled
     return compiled
 
@@ -183,13 +235,16 @@ def local_costs(
         return empty
     cg = compile_graph(G, weight)
     o_pos = cg.positions(o, "origin")
-    d_pos = cg.positions(d, "destination")
+    d_rows = cg.target_row[cg.positions(d, "destination")]
     geo = _geometry(G, weight, cg)
-    n = cg.csr.shape[0]
+    n_rows = cg.csr.shape[0]
     radius = cutoff * geo.speed if geo is not None else math.inf
-    # destinations grouped by graph node: a chunk looks up the destinations at the nodes of its discs
-    d_order = np.argsort(d_pos, kind="stable")
-    d_sorted = d_pos[d_order]
+    # destinations grouped by row: a chunk looks up the destinations at the rows of its discs
+    d_order = np.argsort(d_rows, kind="stable")
+    d_sorted = d_rows[d_order]
+    # the rows standing at each node (one per node without turn costs; its in-edges and ends with them)
+    by_node = np.argsort(cg.row_node, kind="stable")
+    node_ptr = np.searchsorted(cg.row_node[by_node], np.arange(len(cg.index) + 1))
     rows, cols, costs = [], [], []
     if geo is not None and math.isfinite(radius):
         cell = max(radius, 1.0)
@@ -197,25 +252,25 @@ def local_costs(
         o_order = np.lexsort((gx, gy))  # neighbouring origins together: their discs overlap
     else:
         o_order = np.arange(len(o))
-    local = np.full(n, -1, dtype=np.int64)
+    local = np.full(n_rows, -1, dtype=np.int64)
     for lo in range(0, len(o), chunk):
         block = o_order[lo : lo + chunk]
-        src = o_pos[block]
+        src = cg.source_row[o_pos[block]]
         if geo is not None and math.isfinite(radius):
-            near = geo.tree.query_ball_point(geo.xy[src], r=radius * (1 + 1e-9) + 1e-6)
-            sub = np.unique(np.concatenate([src, *[np.asarray(x, dtype=np.int64) for x in near]]))
+            near = geo.tree.query_ball_point(geo.xy[o_pos[block]], r=radius * (1 + 1e-9) + 1e-6)
+            at = np.unique(np.concatenate([o_pos[block], *[np.asarray(x, dtype=np.int64) for x in near]]))
+            sub = np.sort(by_node[concat_ranges(node_ptr[at], node_ptr[at + 1] - node_ptr[at])])
         else:
-            sub = np.arange(n)
+            sub = np.arange(n_rows)
         local[sub] = np.arange(len(sub))
         dist = dijkstra(cg.csr[sub][:, sub], directed=True, indices=local[src], limit=float(cutoff))
         start, stop = np.searchsorted(d_sorted, sub, side="left"), np.searchsorted(d_sorted, sub, side="right")
         has = stop > start
         if has.any():
             counts = (stop - start)[has]
-            at = np.repeat(np.flatnonzero(has), counts)  # column of dist (subgraph node) per destination
-            first = np.repeat(start[has] - np.cumsum(counts) + counts, counts)  # the ranges start:stop, joined
-            which = d_order[first + np.arange(int(counts.sum()))]
-            sub_costs = dist[:, at]
+            col = np.repeat(np.flatnonzero(has), counts)  # column of dist (subgraph row) per destination
+            which = d_order[concat_ranges(start[has], counts)]
+            sub_costs = dist[:, col]
             r, c = np.nonzero(np.isfinite(sub_costs) & (sub_costs <= cutoff))
             rows.append(block[r])
             cols.append(which[c])
@@ -289,16 +344,14 @@ def travel_time_matrix(
             with _cache.atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
                 np.save(f, result)
         return result
-    o_uniq, o_inv = np.unique(o_pos, return_inverse=True)
-    d_uniq, d_inv = np.unique(d_pos, return_inverse=True)
+    o_uniq, o_inv = np.unique(cg.source_row[o_pos], return_inverse=True)
+    d_uniq, d_inv = np.unique(cg.target_row[d_pos], return_inverse=True)
     limit = np.inf if cutoff is None else float(cutoff)
     if len(o_uniq) <= len(d_uniq):
-        dist = dijkstra(cg.csr, directed=True, indices=o_uniq, limit=limit)
-        result = dist[:, d_uniq][o_inv][:, d_inv]
+        result = many_to_many(cg.csr, o_uniq, d_uniq, limit=limit)[o_inv][:, d_inv]
     else:
-        # Dijkstra on the reversed graph from each destination gives costs *to* it from every node.
-        dist = dijkstra(cg.csr_reversed, directed=True, indices=d_uniq, limit=limit)
-        result = dist[:, o_uniq].T[o_inv][:, d_inv]
+        # searches on the reversed graph from each destination give costs *to* it from every node
+        result = many_to_many(cg.csr_reversed, d_uniq, o_uniq, limit=limit).T[o_inv][:, d_inv]
     result = np.ascontiguousarray(result, dtype=np.float64)
     if cache_file is not None:
         with _cache.atomic_path(cache_file) as tmp, open(tmp, "wb") as f:

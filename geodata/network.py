@@ -1,7 +1,9 @@
 """Road networks from OpenStreetMap: drive, bookmobile and walk graphs with travel time on every edge.
 
 The graph model is osmnx's: a ``networkx.MultiDiGraph`` whose nodes carry ``x``/``y`` (projected metres) and
-``lon``/``lat``, and whose edges carry ``length`` (m), ``speed_kph`` and ``travel_time`` (s). Graphs are built
+``lon``/``lat``, and whose edges carry ``length`` (m), ``speed_kph`` and ``travel_time`` (s); drive graphs also
+carry junction and turn costs (``G.graph["turn_costs"]``, :mod:`geodata.turns`). Speeds are
+:mod:`geodata.speeds`'s model. Graphs are built
 unsimplified, so every OSM node of a kept way is a node, which keeps snapping of demand points accurate.
 """
 
@@ -9,9 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Literal
 
 import networkx as nx
@@ -20,23 +21,26 @@ import osmnx as ox
 
 from geodata import _cache
 from geodata._osm import OsmExtract, read_osm
-from geodata.errors import InvalidValueError, NetworkBuildError
+from geodata.errors import NetworkBuildError
+from geodata.speeds import (
+    BOOKMOBILE,
+    CAR,
+    DEFAULT_HWY_SPEEDS,
+    DEFAULT_URBAN_SPEEDS,
+    WALK,
+    SpeedProfile,
+    add_travel_times,
+)
+
+__all__ = [
+    "BOOKMOBILE", "CAR", "DEFAULT_HWY_SPEEDS", "DEFAULT_URBAN_SPEEDS", "WALK", "NetworkReport", "SpeedProfile",
+    "add_travel_times", "build_network", "graph_from_extract", "load_network",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["drive", "bookmobile", "walk"]
 Progress = Callable[[str, float], None]
-
-#: Default car speeds (km/h) by ``highway`` type, used where ``maxspeed`` is not tagged. They are typical
-#: free-flow speeds on rural European roads, below the legal limits, and are meant to be overridden locally.
-DEFAULT_HWY_SPEEDS: Mapping[str, float] = MappingProxyType(
-    {
-        "motorway": 110.0, "motorway_link": 60.0, "trunk": 90.0, "trunk_link": 50.0,
-        "primary": 80.0, "primary_link": 45.0, "secondary": 70.0, "secondary_link": 40.0,
-        "tertiary": 60.0, "tertiary_link": 35.0, "unclassified": 50.0, "road": 40.0,
-        "residential": 30.0, "living_street": 15.0, "service": 20.0, "track": 15.0,
-    }
-)  # fmt: skip
 
 # Way filters after osmnx's "drive" and "walk" network types (osmnx/_overpass.py), as exact sets.
 _DRIVE_EXCLUDED_HIGHWAY = frozenset(
@@ -56,87 +60,6 @@ _PRIVATE_SERVICE = frozenset({"alley", "driveway", "emergency_access", "parking"
 _ONEWAY_YES = frozenset({"yes", "true", "1"})
 _ONEWAY_REVERSE = frozenset({"-1", "reverse"})
 
-
-@dataclass(frozen=True)
-class SpeedProfile:
-    """How fast a vehicle (or walker) moves on each road type.
-
-    Parameters
-    ----------
-    name
-        Profile name, recorded on the graph.
-    hwy_speeds
-        km/h by OSM ``highway`` value, used where ``maxspeed`` is absent (or always, if ``use_maxspeed`` is off).
-    fallback_kph
-        km/h for highway types missing from ``hwy_speeds``.
-    max_kph
-        Cap on any edge speed, for vehicles slower than the limit (a bookmobile). ``None`` for no cap.
-    factor
-        Multiplier applied after the cap (for example 0.9 for a heavy vehicle's slower cornering and climbing).
-    use_maxspeed
-        Use tagged ``maxspeed`` where present.
-    """
-
-    name: str
-    hwy_speeds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_HWY_SPEEDS))
-    fallback_kph: float = 40.0
-    max_kph: float | None = None
-    factor: float = 1.0
-    use_maxspeed: bool = True
-
-    def __post_init__(self) -> None:
-        speeds = [self.fallback_kph, *self.hwy_speeds.values()]
-        if not all(np.isfinite(s) and s > 0 for s in speeds):
-            raise InvalidValueError(f"speed profile {self.name!r}: every speed must be a positive number of km/h")
-        if self.max_kph is not None and not self.max_kph > 0:
-            raise InvalidValueError(f"speed profile {self.name!r}: max_kph must be positive")
-        if not 0 < self.factor <= 2:
-            raise InvalidValueError(f"speed profile {self.name!r}: factor must lie in (0, 2]")
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, base: SpeedProfile | None = None) -> SpeedProfile:
-        """Read a profile from YAML or TOML: ``name``, ``hwy_speeds`` (km/h by highway), ``fallback_kph``, ...
-
-        Keys left out keep the values of ``base`` (default :data:`CAR`); ``hwy_speeds`` entries are merged.
-        """
-        import tomllib
-
-        import yaml
-
-        path = Path(path)
-        text = path.read_text()
-        data = tomllib.loads(text) if path.suffix == ".toml" else (yaml.safe_load(text) or {})
-        base = base or CAR
-        known = {"name", "hwy_speeds", "fallback_kph", "max_kph", "factor", "use_maxspeed"}
-        if not isinstance(data, dict) or set(data) - known:
-            extra = sorted(set(data) - known) if isinstance(data, dict) else data
-            raise InvalidValueError(f"{path}: unknown speed profile field(s) {extra}; known are {sorted(known)}")
-        speeds = {**base.hwy_speeds, **{str(k): float(v) for k, v in (data.get("hwy_speeds") or {}).items()}}
-        try:
-            return SpeedProfile(
-                name=str(data.get("name", path.stem)),
-                hwy_speeds=speeds,
-                fallback_kph=float(data.get("fallback_kph", base.fallback_kph)),
-                max_kph=data.get("max_kph", base.max_kph),
-                factor=float(data.get("factor", base.factor)),
-                use_maxspeed=bool(data.get("use_maxspeed", base.use_maxspeed)),
-            )
-        except ValueError as exc:
-            raise InvalidValueError(f"{path}: {exc}") from None
-
-    def as_dict(self) -> dict[str, object]:
-        """Return the profile as plain data (for cache keys and reports)."""
-        d = asdict(self)
-        d["hwy_speeds"] = dict(sorted(self.hwy_speeds.items()))
-        return d
-
-
-#: A private car.
-CAR = SpeedProfile("car")
-#: A bookmobile: a rigid heavy vehicle, capped at 80 km/h and 15% slower than a car on every road.
-BOOKMOBILE = SpeedProfile("bookmobile", max_kph=80.0, factor=0.85)
-#: Walking at 4.8 km/h on any walkable way, whatever the speed limit.
-WALK = SpeedProfile("walk", hwy_speeds={}, fallback_kph=4.8, use_maxspeed=False)
 
 _DEFAULT_PROFILES: dict[str, SpeedProfile] = {"drive": CAR, "bookmobile": BOOKMOBILE, "walk": WALK}
 
@@ -195,7 +118,9 @@ def graph_from_extract(extract: OsmExtract, *, mode: Mode = "drive") -> nx.Multi
     """Build an unprojected, unsimplified osmnx-style graph of the ways that ``mode`` may use.
 
     Edges get ``osmid``, ``highway``, ``oneway``, ``reversed``, ``length`` (great-circle metres) and the
-    ``maxspeed``/``name``/``ref`` tags where present. Speeds are added by :func:`add_travel_times`.
+    ``maxspeed``/``name``/``ref``/``junction``/``lit`` tags where present; drive graphs' nodes get ``control``
+    (signals and signs, :data:`geodata._osm.NODE_CONTROLS`). Speeds are added by
+    :func:`geodata.speeds.add_travel_times`.
     """
     G = nx.MultiDiGraph(crs="EPSG:4326")
     for way in extract.ways:
@@ -203,9 +128,13 @@ def graph_from_extract(extract: OsmExtract, *, mode: Mode = "drive") -> nx.Multi
             continue
         direction = _oneway(way.tags, mode)
         lengths = _haversine_m(way.lon[:-1], way.lat[:-1], way.lon[1:], way.lat[1:])
-        attrs = {k: way.tags[k] for k in ("highway", "maxspeed", "name", "ref") if k in way.tags}
+        attrs = {k: way.tags[k] for k in ("highway", "maxspeed", "name", "ref", "junction", "lit") if k in way.tags}
         for ref, lon, lat in zip(way.refs.tolist(), way.lon.tolist(), way.lat.tolist(), strict=True):
-            G.add_node(ref, x=lon, y=lat)
+            control = extract.controls.get(ref)
+            if control is not None and mode != "walk":
+                G.add_node(ref, x=lon, y=lat, control=control)
+            else:
+                G.add_node(ref, x=lon, y=lat)
         refs = way.refs.tolist()
         for i, length in enumerate(lengths.tolist()):
             u, v = refs[i], refs[i + 1]
@@ -215,25 +144,6 @@ def graph_from_extract(extract: OsmExtract, *, mode: Mode = "drive") -> nx.Multi
                 G.add_edge(u, v, osmid=way.id, oneway=direction != 0, reversed=False, length=length, **attrs)
             if direction <= 0:
                 G.add_edge(v, u, osmid=way.id, oneway=direction != 0, reversed=True, length=length, **attrs)
-    return G
-
-
-def add_travel_times(G: nx.MultiDiGraph, profile: SpeedProfile) -> nx.MultiDiGraph:
-    """Set ``speed_kph`` and ``travel_time`` (s) on every edge of ``G`` in place, and return ``G``."""
-    if G.number_of_edges() == 0:
-        return G
-    if profile.use_maxspeed:
-        # osmnx parses maxspeed ("30 mph", "50;70", ...) and falls back to the per-highway table.
-        ox.add_edge_speeds(G, hwy_speeds=dict(profile.hwy_speeds), fallback=profile.fallback_kph)
-    else:
-        for _, _, d in G.edges(data=True):
-            d["speed_kph"] = float(profile.hwy_speeds.get(str(d.get("highway")), profile.fallback_kph))
-    for _, _, d in G.edges(data=True):
-        speed = float(d["speed_kph"])
-        if profile.max_kph is not None:
-            speed = min(speed, profile.max_kph)
-        d["speed_kph"] = speed * profile.factor
-        d["travel_time"] = d["length"] / (d["speed_kph"] / 3.6)
     return G
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 import networkx as nx
@@ -11,7 +10,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from geodata.errors import InvalidValueError
-from geodata.network import DEFAULT_HWY_SPEEDS
+from geodata.speeds import CAR, add_travel_times
 from geodata.synthetic._geometry import to_lonlat
 from geodata.synthetic.names import Namer
 from geodata.synthetic.roads import build_roads
@@ -33,9 +32,9 @@ def synthetic_road_graph(n_nodes: int, *, seed: int = 0) -> nx.MultiDiGraph:
     The road layout of :func:`generate_region` (street grids, village roads, town links) is generated at a
     population of about 3.2 residents per node; the spacing of rural road nodes is then chosen so that the node
     count lands within 10% of ``n_nodes``. The graph is osmnx-style: ``crs="EPSG:25832"``; nodes carry ``x``,
-    ``y`` (m), ``lon`` and ``lat``; edges carry ``length`` (m), ``highway``, ``speed_kph`` (``maxspeed`` where
-    tagged, else :data:`geodata.network.DEFAULT_HWY_SPEEDS`), ``travel_time`` (s) and ``osmid``; two-way roads
-    have an edge in each direction. It is strongly connected.
+    ``y`` (m), ``lon`` and ``lat``; edges carry ``length`` (m), ``highway``, ``speed_kph`` and ``travel_time``
+    (s) of the car profile (:data:`geodata.speeds.CAR`, with its junction and turn costs) and ``osmid``; two-way
+    roads have an edge in each direction. It is strongly connected.
 
     Parameters
     ----------
@@ -70,14 +69,6 @@ def synthetic_road_graph(n_nodes: int, *, seed: int = 0) -> nx.MultiDiGraph:
     return _graph_from_roads(net.roads)
 
 
-def _speed(tags: Mapping[str, str]) -> float:
-    """Return a way's speed (km/h): its numeric ``maxspeed`` if tagged, else the default of its class."""
-    maxspeed = tags.get("maxspeed")
-    if maxspeed is not None and maxspeed.isdigit():
-        return float(maxspeed)
-    return float(DEFAULT_HWY_SPEEDS.get(tags["highway"], 40.0))
-
-
 def _graph_from_roads(roads: Roads) -> nx.MultiDiGraph:
     """Return the drive graph of the roads' ways (no footways, tracks or driveways), strongly connected.
 
@@ -94,16 +85,14 @@ def _graph_from_roads(roads: Roads) -> nx.MultiDiGraph:
         if tags["highway"] in _NOT_DRIVE:
             continue
         oneway = tags.get("oneway") == "yes"
-        speed = _speed(tags)
         c = np.asarray(chain)
         lengths = np.hypot(np.diff(x[c]), np.diff(y[c])).tolist()
-        base: dict[str, object] = {"osmid": way_id, "highway": tags["highway"], "speed_kph": speed}
-        for k in ("maxspeed", "name", "ref"):
+        base: dict[str, object] = {"osmid": way_id, "highway": tags["highway"]}
+        for k in ("maxspeed", "name", "ref", "junction", "lit"):
             if k in tags:
                 base[k] = tags[k]
         for a, b, length in zip(chain[:-1], chain[1:], lengths, strict=True):
-            attrs = {**base, "oneway": oneway, "reversed": False, "length": length,
-                     "travel_time": length / (speed / 3.6)}  # fmt: skip
+            attrs = {**base, "oneway": oneway, "reversed": False, "length": length}
             edges.append((a, b, attrs))
             rows.append(a)
             cols.append(b)
@@ -125,4 +114,4 @@ def _graph_from_roads(roads: Roads) -> nx.MultiDiGraph:
         for k in np.flatnonzero(keep).tolist()
     )
     G.add_edges_from((a + 1, b + 1, attrs) for a, b, attrs in edges if keep[a] and keep[b])
-    return G
+    return add_travel_times(G, CAR)
