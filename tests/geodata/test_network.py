@@ -25,9 +25,9 @@ def test_drive_graph_filters_footways_keeps_core_and_projects(tiny_osm: Path) ->
 def test_speeds_use_maxspeed_then_highway_defaults(tiny_osm: Path) -> None:
     G, _ = build_network(read_osm(tiny_osm), mode="drive")
     speed = {(u, v): d["speed_kph"] for u, v, d in G.edges(data=True)}
-    assert speed[(1, 2)] == pytest.approx(80.0)
-    assert speed[(3, 4)] == pytest.approx(30 * 1.609344, rel=1e-3)  # "30 mph"
-    assert speed[(2, 3)] == pytest.approx(CAR.hwy_speeds["residential"])
+    assert speed[(1, 2)] == pytest.approx(80.0 * CAR.limit_factor)  # a fast limit is driven below it
+    assert speed[(3, 4)] == pytest.approx(30 * 1.609344, rel=1e-3)  # "30 mph": driven at the limit in town
+    assert speed[(2, 3)] == pytest.approx(CAR.hwy_speeds["residential"])  # untagged, rural
     for _, _, d in G.edges(data=True):
         assert d["travel_time"] == pytest.approx(d["length"] / (d["speed_kph"] / 3.6))
 
@@ -35,7 +35,8 @@ def test_speeds_use_maxspeed_then_highway_defaults(tiny_osm: Path) -> None:
 def test_bookmobile_is_capped_and_slower(tiny_osm: Path) -> None:
     car, _ = build_network(read_osm(tiny_osm), mode="drive")
     van, _ = build_network(read_osm(tiny_osm), mode="bookmobile")
-    assert van[1][2][0]["speed_kph"] == pytest.approx(min(80.0, BOOKMOBILE.max_kph or 1e9) * BOOKMOBILE.factor)
+    limited = 80.0 * BOOKMOBILE.limit_factor
+    assert van[1][2][0]["speed_kph"] == pytest.approx(min(limited, BOOKMOBILE.max_kph or 1e9) * BOOKMOBILE.factor)
     assert all(van[u][v][0]["travel_time"] > car[u][v][0]["travel_time"] for u, v in car.edges())
 
 
