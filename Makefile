@@ -33,6 +33,7 @@ test: setup
 
 bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines measured in the same run
 	$(BIN)/python -m benchmarks.matrix
+	$(BIN)/python -m benchmarks.travel_times
 	$(BIN)/python -m benchmarks.orlib summary
 	$(BIN)/python -m benchmarks.orlib caplike
 	$(BIN)/python -m benchmarks.orlib pmedlike

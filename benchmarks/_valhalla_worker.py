@@ -53,16 +53,19 @@ def write_config(request: dict[str, Any]) -> dict[str, Any]:
     return {"config": str(path), "bin": str(valhalla.PYVALHALLA_DIR / "bin")}
 
 
-def _durations(reply: dict[str, Any], n_sources: int, n_targets: int) -> list[list[float | None]]:
-    """Read the duration table of a matrix reply, in its concise (verbose=false) or its verbose form."""
+def _durations(
+    reply: dict[str, Any], n_sources: int, n_targets: int, field: str = "durations"
+) -> list[list[float | None]]:
+    """Read the duration (or, with ``field="distances"``, the distance in km) table of a matrix reply, in its
+    concise (verbose=false) or its verbose form."""
     table = reply["sources_to_targets"]
     if isinstance(table, dict):  # concise: {"durations": [[...]], "distances": [[...]]}
-        rows = table["durations"]
+        rows = table[field]
         return [[rows[i][j] for j in range(n_targets)] for i in range(n_sources)]
     out: list[list[float | None]] = [[None] * n_targets for _ in range(n_sources)]
     for i, row in enumerate(table):
         for cell in row:
-            out[i][cell.get("to_index", 0)] = cell.get("time")
+            out[i][cell.get("to_index", 0)] = cell.get("time" if field == "durations" else "distance")
     return out
 
 
@@ -99,6 +102,7 @@ def _matrix(actor: valhalla.Actor, request: dict[str, Any]) -> dict[str, Any]:
     target_locs = [location(t) for t in targets]
     batch = min(len(sources), max(1, int(request.get("max_pairs", 10**9)) // max(1, len(targets))))
     rows: list[list[float | None]] = []
+    distances: list[list[float | None]] = []
     requests = 0
     start = 0
     while start < len(sources):
@@ -120,8 +124,9 @@ def _matrix(actor: valhalla.Actor, request: dict[str, Any]) -> dict[str, Any]:
             raise
         requests += 1
         rows.extend(_durations(reply, len(chunk), len(targets)))
+        distances.extend(_durations(reply, len(chunk), len(targets), "distances"))
         start += len(chunk)
-    return {"durations": rows, "requests": requests}
+    return {"durations": rows, "distances_km": distances, "requests": requests}
 
 
 def main() -> int:

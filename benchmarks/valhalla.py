@@ -298,17 +298,20 @@ def matrix(
     search_filter: dict[str, Any] | None = None,
     timeout: float = 600.0,
     progress: Progress | None = None,
-) -> np.ndarray:
+    distances: bool = False,
+) -> Any:
     """Travel times in seconds from each source to each target by Valhalla, shape (len(sources), len(targets)).
 
     Points are (lon, lat) in WGS84 degrees, snapped with ``search_filter`` (default ``SEARCH_FILTER``: public
     roads of class residential or above). A pair with no route is ``np.inf``. Builds the side venv and the tiles
     on first use. Raises ``ValhallaWorkerError`` with the worker's stderr when it fails or runs over ``timeout``
     seconds (a point that snaps to no road fails the whole call: Valhalla answers "No suitable edges").
+    With ``distances``, returns ``(seconds, metres)``.
     """
     src, dst = _lonlats(sources, "sources"), _lonlats(targets, "targets")
     if len(src) == 0 or len(dst) == 0:
-        return np.zeros((len(src), len(dst)))
+        empty = np.zeros((len(src), len(dst)))
+        return (empty, empty.copy()) if distances else empty
     tile_dir = build_tiles(pbf, root, progress)
     python = ensure_venv(Path(root), progress=progress)
     reply = _worker(
@@ -331,6 +334,10 @@ def matrix(
     out = np.array([[np.inf if t is None else float(t) for t in row] for row in rows], dtype=float)
     if out.shape != (len(src), len(dst)):
         raise ValhallaWorkerError(f"Valhalla matrix: expected shape {(len(src), len(dst))}, got {out.shape}")
+    if distances:
+        km = reply.get("distances_km") or []
+        metres = np.array([[np.inf if d is None else 1000.0 * float(d) for d in row] for row in km], dtype=float)
+        return out, metres.reshape(out.shape)
     return out
 
 
