@@ -1,19 +1,24 @@
 """The speed model: how fast a car, a bookmobile or a walker moves on each road, and what junctions cost.
 
-Every edge gets a speed from its road class and its **context**, urban or rural, and a tagged ``maxspeed`` acts as
-a limit on it, not as the speed driven:
+Every edge gets a speed from its road class and its **context**, urban or rural, and a tagged ``maxspeed`` sets
+the speed as a share of the limit:
 
 - **Context.** A road is urban where it is lit (``lit=yes``), where its limit is 50 km/h (about 30 mph) or less,
   or where the drive roads around it are dense: at least ``urban_density`` km of road per km² in the 500 m square
-  around it. That is Valhalla's test of built-up areas (its graph builder grades road density around each node
-  and uses urban speeds above a threshold); English villages measure 10-30 km/km², open country 1-4.
-- **Speeds.** The defaults are Valhalla's (``mjolnir``'s speed assigner: rural and urban speeds per road class)
-  rounded, with two British checks: the Department for Transport's free-flow speed statistics (SPE0111: cars on
-  60 mph single carriageways average about 48 mph, 77 km/h, where they flow freely, which is the best case), and
-  the Highways England journey time data, which put typical A-road averages between 50 and 70 km/h.
-- **Limits.** Where ``maxspeed`` is tagged, the speed is the class default, but never more than the limit times a
-  free-flow factor: 1 up to 50 km/h, falling linearly to ``limit_factor`` (default 0.9) at 80 km/h and above,
-  because drivers on fast roads average below the limit (DfT SPE0111) while town traffic keeps to it.
+  around it. That is the test Valhalla applies to untagged roads (its graph builder grades road density around
+  each node). The threshold, 20 km/km², is met in town grids; the centres of Rutland's market towns measure
+  12-17 and open country 2-5, and Valhalla's density index stays at 4 of 15 or below there, so both treat
+  Rutland's untagged roads as rural.
+- **Speeds.** The rural defaults are the speeds Valhalla 3.9.1 assigns to untagged roads, read from its trace
+  attributes on Rutland (``benchmarks.valhalla``): trunk 90, primary 75, secondary 60, tertiary 50, unclassified
+  40, residential 35 and service 25 km/h. The urban defaults are a fifth to a third lower on main roads, our
+  estimate; they apply only where no limit is tagged and the context is urban.
+- **Limits.** Where ``maxspeed`` is tagged, it is the limit, not the speed driven: the speed is the limit times a
+  free-flow share, 1 up to 50 km/h, falling linearly to ``limit_factor`` (0.85) at 80 km/h and above. Town limits
+  are kept to; on fast roads drivers average below the limit even where traffic flows freely (Department for
+  Transport, SPE0111: cars on 60 mph single carriageways average 48 mph, 0.8 of it; on 70 mph motorways 67 mph).
+  Valhalla instead drives at the tagged limit, up to 90 km/h on a lane tagged ``60 mph``; that is where the two
+  part most (``benchmarks.travel_times`` prints the ratio by road class).
 - **Junctions and turns** cost time as :mod:`geodata.turns` describes; ``turn_costs`` holds their seconds.
 
 Everything is a field of :class:`SpeedProfile`, and a YAML or TOML file can override any of it

@@ -55,7 +55,7 @@ def region_import(
     group_field: Annotated[str | None, typer.Option(help="Grouping column, e.g. former municipality.")] = None,
     id_field: Annotated[str | None, typer.Option(help="Branch id column; detected when omitted.")] = None,
     crs: Annotated[str | None, typer.Option(help="Metric CRS, e.g. EPSG:27700; local UTM when omitted.")] = None,
-    speeds: Annotated[Path | None, typer.Option(help="YAML/TOML car speeds: hwy_speeds, fallback_kph, ...")] = None,
+    speeds: Annotated[Path | None, typer.Option(help="YAML/TOML speeds and turn costs (geodata.speeds)")] = None,
     settlements: Annotated[
         Path | None, typer.Option(help="Named places (CSV lon/lat or points): stop communities.")
     ] = None,

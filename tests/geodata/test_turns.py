@@ -117,11 +117,11 @@ def test_profile_file_overrides_turn_costs_and_can_switch_them_off(tmp_path: Pat
 # ---- the expanded graph against an independent search over movements --------------------------------------
 
 
-def movement(G: nx.MultiDiGraph, u: int, v: int, w: int, ways: dict[int, int], rank_max: dict[int, int]) -> float:
+def movement(G: nx.DiGraph, u: int, v: int, w: int, ways: dict[int, int], rank_max: dict[int, int]) -> float:
     """The docstring's rules for one movement, written out scalar by scalar."""
     c = TurnCosts(**G.graph["turn_costs"])
     control = G.nodes[v].get("control")
-    e, f = G[u][v][0], G[v][w][0]
+    e, f = G[u][v]["d"], G[v][w]["d"]
     out = {"traffic_signals": c.signal_s, "stop": c.stop_s, "give_way": c.give_way_s,
            "mini_roundabout": c.give_way_s}.get(control, 0.0)  # fmt: skip
     if w == u:
@@ -136,24 +136,37 @@ def movement(G: nx.MultiDiGraph, u: int, v: int, w: int, ways: dict[int, int], r
     if abs(angle) > c.straight_deg and not r_out:
         across = angle < 0 if c.drive_side == "left" else angle > 0
         out += c.cross_s if across else c.turn_s
-    steps = min(max(rank_max[v] - ROAD_RANK[e["highway"]], 0), 4)
+    steps = min(max(rank_max[v] - ROAD_RANK.get(str(e.get("highway")), 0), 0), 4)
     if control is None and not r_in and (steps > 0 or r_out):
         out += c.yield_s * max(steps, 1)
     return out
 
 
-def reference(G: nx.MultiDiGraph, origins: list[int], destinations: list[int]) -> np.ndarray:
-    """Shortest times over states (start node, edge), by networkx's Dijkstra on a graph built here."""
+def movements_graph(G: nx.MultiDiGraph) -> nx.DiGraph:
+    """The graph of (start node, edge, end node) states whose arcs are the movements, with weights ``w``, built
+    here from the docstring's rules (the lightest of parallel edges, as the matrix keeps)."""
     simple = nx.Graph(G.to_undirected())
     ways = {n: len(set(simple[n]) - {n}) for n in G}
-    rank_max = {n: max((ROAD_RANK[d["highway"]] for _, _, d in [*G.in_edges(n, data=True), *G.out_edges(n, data=True)]),
-                       default=-1) for n in G}  # fmt: skip
-    H = nx.DiGraph()
+    rank_max = {n: max((ROAD_RANK.get(str(d.get("highway")), 0)
+                        for _, _, d in [*G.in_edges(n, data=True), *G.out_edges(n, data=True)]), default=-1)
+                for n in G}  # fmt: skip
+    light = nx.DiGraph(**G.graph)
+    light.add_nodes_from(G.nodes(data=True))
     for u, v, d in G.edges(data=True):
-        H.add_edge(("start", u), (u, v), w=d["travel_time"])
+        if not light.has_edge(u, v) or d["travel_time"] < light[u][v]["d"]["travel_time"]:
+            light.add_edge(u, v, d=d)
+    H = nx.DiGraph()
+    for u, v, e in light.edges(data="d"):
+        H.add_edge(("start", u), (u, v), w=e["travel_time"])
         H.add_edge((u, v), ("end", v), w=0.0)
-        for w in G.successors(v):
-            H.add_edge((u, v), (v, w), w=G[v][w][0]["travel_time"] + movement(G, u, v, w, ways, rank_max))
+        for w in light.successors(v):
+            H.add_edge((u, v), (v, w), w=light[v][w]["d"]["travel_time"] + movement(light, u, v, w, ways, rank_max))
+    return H
+
+
+def reference(G: nx.MultiDiGraph, origins: list[int], destinations: list[int]) -> np.ndarray:
+    """Shortest times over states (start node, edge), by networkx's Dijkstra on :func:`movements_graph`."""
+    H = movements_graph(G)
     out = np.full((len(origins), len(destinations)), np.inf)
     for i, o in enumerate(origins):
         dist = nx.single_source_dijkstra_path_length(H, ("start", o), weight="w") if ("start", o) in H else {}

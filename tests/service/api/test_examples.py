@@ -27,6 +27,10 @@ API = "/api/v1"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 REGION_FIXTURES = {"toy": "toy_region", "rutland": "rutland_region", "synthetic-demo-42": "demo_region"}
 TIME_LIMIT_S = 5.0  # each example's own limit, capped: the test checks that it runs, not how well
+#: Examples whose first plan meeting every constraint takes longer: Rutland at 75% of today's budget needs a routed
+#: bookmobile for the villages beyond 10 minutes; with the slower, junction-costed times of issue 14 the search
+#: needs more than 5 s to find one.
+LONGER_S = {"rutland_bookmobile": 30.0}
 
 
 def test_one_definition_of_the_pipeline() -> None:
@@ -113,7 +117,8 @@ def test_every_example_plans_through_the_cli_and_the_api(
 ) -> None:
     body = yaml.safe_load(path.read_text())
     solve = body.get("solve") or {}
-    body["solve"] = {**solve, "time_limit_s": min(float(solve.get("time_limit_s", 60)), TIME_LIMIT_S)}
+    cap = LONGER_S.get(path.stem, TIME_LIMIT_S)
+    body["solve"] = {**solve, "time_limit_s": min(float(solve.get("time_limit_s", 60)), cap)}
     region = request.getfixturevalue(REGION_FIXTURES[body["region"]])
     data = tmp_path / "var"
     save_region(region, data / "regions")
