@@ -245,6 +245,12 @@ def standard_shortfalls(
     k = kpis(problem, decision, stop_served=stop_served)
     base = kpis(problem, today(problem))
     out = []
+    if problem.must_meet is not None:
+        must = np.asarray(problem.must_meet, dtype=bool)
+        lost = must & ~access(problem, decision, stop_served=stop_served).meets
+        if lost.any():
+            people = float(np.asarray(problem.population, dtype=np.float64)[0][lost].sum())
+            out.append(f"{people:,.0f} residents who must keep the standard (no gap in service) lose it")
     for y in problem.years:
         if st.coverage_target is not None and k[y]["covered_share"] < st.coverage_target - 1e-6:
             out.append(

@@ -146,6 +146,8 @@ class PlannerProblem:
     years: tuple[int, ...] = (0,)
     year_labels: tuple[str, ...] = ()  # names of the years in messages (default "year 0", "year 1", ...)
     min_credit: float | None = None  # max_coverage only: credit share at least this (a Pareto sweep's previous)
+    #: (N,) residents who must meet the standard whatever else (a roadmap's no gap in service); None for none
+    must_meet: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         pop = np.asarray(self.population, dtype=np.float64)
@@ -209,6 +211,8 @@ class PlannerProblem:
             for name, shape in (("desk_reach", (n, d)), ("desk_hours", (d,)), ("desk_cost", (d,))):
                 if np.shape(getattr(self, name)) != shape:
                     raise InvalidProblemError(f"{name} must be {shape}, got {np.shape(getattr(self, name))}")
+        if self.must_meet is not None and np.shape(self.must_meet) != (n,):
+            raise InvalidProblemError(f"must_meet must be ({n},), got {np.shape(self.must_meet)}")
         for g_idx in self.standards.group_targets:
             if not 0 <= g_idx < g:
                 raise InvalidProblemError(f"standards.group_targets: group {g_idx} is not one of the {g} groups")

@@ -83,6 +83,7 @@ class Classes:
     reach_hd: np.ndarray  # (C, B) branch within the home-delivery threshold
     reach_s: np.ndarray  # (C, S) stop within the walk standard
     reach_d: np.ndarray  # (C, D)
+    must: np.ndarray | None = None  # (C,) residents who must meet the standard (``PlannerProblem.must_meet``)
 
 
 def classes_of(problem: PlannerProblem) -> Classes:
@@ -98,17 +99,20 @@ def classes_of(problem: PlannerProblem) -> Classes:
     )
     d_reach = np.asarray(problem.desk_reach, dtype=bool) if len(problem.desk_ids) else np.zeros((n, 0), dtype=bool)
     zone = problem.zones
+    must = np.zeros(n, dtype=bool) if problem.must_meet is None else np.asarray(problem.must_meet, dtype=bool)
     key = np.concatenate(
-        [t <= st.branch_drive_s, t <= hd_thr, s_reach, d_reach, (zone[:, None] >> np.arange(16)[None, :]) & 1],
+        [t <= st.branch_drive_s, t <= hd_thr, s_reach, d_reach, (zone[:, None] >> np.arange(16)[None, :]) & 1,
+         must[:, None]],
         axis=1,
-    )
+    )  # fmt: skip
     packed = np.packbits(key.astype(np.uint8), axis=1)
     _, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     pop = np.zeros((problem.population.shape[0], len(first), problem.population.shape[2]))
     np.add.at(pop, cast(Any, (slice(None), inverse)), np.asarray(problem.population, dtype=np.float64))
     b = len(problem.branch_ids)
-    return Classes(inverse, pop, zone[first], key[first, :b], key[first, b : 2 * b], s_reach[first], d_reach[first])
+    return Classes(inverse, pop, zone[first], key[first, :b], key[first, b : 2 * b], s_reach[first], d_reach[first],
+                   must[first] if must.any() else None)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,8 @@ class SelectionModel:
         st = problem.standards
         need_std = (
             st.coverage_target is not None or bool(st.group_targets) or st.zone_max_loss is not None or goal is not None
-        )
+            or cls.must is not None
+        )  # fmt: skip
         mc_idx = m.var(nc) if need_std else np.zeros(0, dtype=np.int64)
         me_idx = m.var(nc) if need_std and hd_on else np.zeros(0, dtype=np.int64)
         if need_std:
@@ -348,6 +353,9 @@ class SelectionModel:
         if "standards" not in relax:
             for _, _, _, v, cf, rhs in rows:
                 m.row(v, cf, rhs - 1e-6, np.inf)
+            if cls.must is not None:  # no gap in service: these residents meet the standard by some mode
+                for c in np.flatnonzero(cls.must):
+                    m.row(np.array([mc_idx[c]]), np.array([1.0]), 1.0, np.inf)
 
         # credit assignment (max_coverage and the credit floor; then also the tie-break of min_cost)
         need = problem.need_weights

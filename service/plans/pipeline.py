@@ -26,7 +26,8 @@ from geodata.region import RegionData
 from optimizer.errors import CoverageUnreachableError, InvalidProblemError
 from optimizer.params import SolveParams
 from optimizer.planner import PlannerResult, solve_plan
-from service.plans import mapimage, maps, outputs, report
+from optimizer.roadmap import solve_roadmap
+from service.plans import mapimage, maps, outputs, report, roadmap
 from service.plans.build import Built, build
 from service.plans.layers import bookmobile_outputs, plan_layers
 from service.plans.location import solve_branch_study
@@ -57,9 +58,35 @@ def run_plan(
     maps.check_assets(leaflet_dir)  # before solving: a missing Leaflet should not waste a solve
     b = build(region, scenario, progress=progress)
     params = SolveParams(time_limit_s=scenario.solve.time_limit_s, seed=scenario.solve.seed, workers=workers)
+    if scenario.objective == "roadmap":
+        return _roadmap(b, params, out_dir, leaflet_dir, progress, started)
     result, budget, pareto_rows, account = _solve(b, params, progress)
     plan = _report(b, result, budget, pareto_rows, account)
     _write(b, result, plan, pareto_rows, out_dir, leaflet_dir, progress, started)
+    return plan
+
+
+def _roadmap(
+    b: Built, params: SolveParams, out_dir: Path, leaflet_dir: Path, progress: Progress | None, started: float
+) -> dict[str, Any]:
+    """A roadmap: roadmap.json, timeline.md and roadmap.png beside the target year's plan (plan.json, layers with
+    a layer pair per year, the maps), so that every reader of a plan reads a roadmap's last year."""
+    rb, rules = roadmap.roadmap_problem(b)
+    road = solve_roadmap(rb.problem, rules, params=params, progress=progress)
+    last = road.years[-1].config.result
+    assert last is not None
+    plan = _report(rb, last, None, [], None)
+    doc = roadmap.roadmap_document(rb, rules, road, plan["attribution"])
+    plan["roadmap"] = {"file": "roadmap.json", "timeline": "timeline.md", "chart": "roadmap.png",
+                       "status": road.status, "objective": road.objective, "bound": road.bound, "gap": road.gap,
+                       "milestones": doc["milestones"]}  # fmt: skip
+    extra = {
+        "roadmap.json": lambda path: outputs.write_json(doc, path),
+        "timeline.md": lambda path: path.write_text(roadmap.timeline_markdown(doc), encoding="utf-8"),
+        "roadmap.png": lambda path: roadmap.gantt_png(doc, path),
+    }
+    _write(rb, last, plan, [], out_dir, leaflet_dir, progress, started, extra=extra,
+           extra_layers=roadmap.year_layers(rb, road, doc))  # fmt: skip
     return plan
 
 
@@ -129,9 +156,11 @@ def _report(
 
 def _write(
     b: Built, r: PlannerResult, plan: dict[str, Any], pareto_rows: list[dict[str, Any]], out_dir: Path,
-    leaflet_dir: Path, progress: Progress | None, started: float,
+    leaflet_dir: Path, progress: Progress | None, started: float, *,
+    extra: dict[str, Callable[[Path], Any]] | None = None, extra_layers: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
-    """Write the results into ``out_dir`` atomically."""
+    """Write the results into ``out_dir`` atomically (``extra``: more files, each written by its function;
+    ``extra_layers``: more GeoPackage layers, not drawn on the maps)."""
     timetable, stops_layer, routes = bookmobile_outputs(b, r)
     layers = plan_layers(b, r, stops_layer, routes, plan["decisions"]["branches"])
     if progress:
@@ -147,7 +176,9 @@ def _write(
         if pareto_rows:
             pd.DataFrame(pareto_rows).to_csv(tmp / "pareto.csv", index=False)
             pareto_plot(pareto_rows, tmp / "pareto.png", b.scenario.name)
-        outputs.write_layers(tmp / "layers.gpkg", layers)
+        outputs.write_layers(tmp / "layers.gpkg", {**layers, **(extra_layers or {})})
+        for name, write in (extra or {}).items():
+            write(tmp / name)
         summary = report.summary_html(b, r, plan["kpis"][b.year_labels[0]])
         title = f"branchnet: {b.scenario.name}"
         maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir, title=title, summary_html=summary,

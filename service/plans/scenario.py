@@ -273,6 +273,65 @@ class LocationSpec(_Strict):
         return self
 
 
+class RoadmapSpec(_Strict):
+    """A multi-year roadmap (``objective: roadmap``; :mod:`optimizer.roadmap`): the network of every year from
+    ``today_year`` to ``target_year`` under a budget path and organisational limits.
+
+    ``budget_path`` caps a year's total cost (running and one-off) by year, as an amount; ``budget_path_share`` as a
+    share of today's annual cost. ``savings_target`` (a share of today's running cost) must be reached by
+    ``savings_year`` and held after it. ``notice_years``: a closure for year t is announced in t - notice_years.
+    ``vehicle_purchase`` is charged in the year the fleet grows by a vehicle; closures cost their one-off closure
+    cost in their year. The population of each year is interpolated from the projection (constant without one).
+    """
+
+    today_year: int | None = Field(default=None, description="default: the projection's today_year, else 2025")
+    target_year: int
+    objective: Literal["min_cost", "max_credit"] = "min_cost"
+    budget_path: dict[int, float] = Field(default_factory=dict)
+    budget_path_share: dict[int, float] = Field(default_factory=dict)
+    savings_target: float | None = Field(default=None, gt=0, lt=1)
+    savings_year: int | None = None
+    max_closures_per_year: int | None = Field(default=1, ge=0)
+    notice_years: int = Field(default=1, ge=0)
+    allow_reopen: bool = False
+    no_gap: bool = True
+    discount_rate: float = Field(default=0.0, ge=0, lt=1)
+    vehicle_purchase: float = Field(default=0.0, ge=0)
+
+    def first_year(self, sc: Scenario) -> int:
+        if self.today_year is not None:
+            return self.today_year
+        return sc.projection.today_year if sc.projection is not None else 2025
+
+    def check(self, sc: Scenario) -> None:
+        """The checks that need the whole scenario (the first year comes from the projection)."""
+        first = self.first_year(sc)
+        if self.target_year < first:
+            raise ValueError(f"roadmap.target_year: {self.target_year} is before today_year {first}")
+        years = range(first, self.target_year + 1)
+        if self.target_year - first > 40:
+            raise ValueError(f"roadmap.target_year: a horizon of at most 40 years, not {self.target_year - first}")
+        for name in ("budget_path", "budget_path_share"):
+            outside = sorted(y for y in getattr(self, name) if y not in years)
+            if outside:
+                raise ValueError(f"roadmap.{name}: year(s) {outside} outside the horizon {first}-{self.target_year}")
+            if any(not v > 0 for v in getattr(self, name).values()):
+                raise ValueError(f"roadmap.{name}: every amount must be positive")
+        if self.savings_target is not None and self.savings_year not in years:
+            raise ValueError(
+                f"roadmap.savings_year: {self.savings_year!r} is not a year of the horizon {first}-{self.target_year}"
+            )
+        if self.notice_years >= len(years):
+            raise ValueError(
+                f"roadmap.notice_years: a notice of {self.notice_years} year(s) is not shorter than the horizon "
+                f"({len(years)} year(s), {first}-{self.target_year})"
+            )
+        if self.objective == "max_credit" and self.savings_target is None and not (
+            self.budget_path or self.budget_path_share
+        ):
+            raise ValueError("roadmap.objective: max_credit needs a budget_path, budget_path_share or savings_target")
+
+
 class SolveSpec(_Strict):
     time_limit_s: float = Field(default=60.0, gt=0)
     seed: int = 0
@@ -284,7 +343,7 @@ class Scenario(_Strict):
 
     name: str = "scenario"
     region: str
-    objective: Literal["min_cost", "max_coverage", "pareto", "location"] = "max_coverage"
+    objective: Literal["min_cost", "max_coverage", "pareto", "location", "roadmap"] = "max_coverage"
     budget: float | None = Field(default=None, gt=0)
     budget_share: float | None = Field(default=None, gt=0, description="budget as a share of today's annual cost")
     standards: StandardsSpec = StandardsSpec()
@@ -300,6 +359,7 @@ class Scenario(_Strict):
     forced: ForcedSpec = ForcedSpec()
     pareto: ParetoSpec = ParetoSpec()
     location: LocationSpec | None = None
+    roadmap: RoadmapSpec | None = None
     solve: SolveSpec = SolveSpec()
 
     @model_validator(mode="before")
@@ -308,6 +368,8 @@ class Scenario(_Strict):
         """A file with a ``location`` section and no objective is a branch-only study (``objective: location``)."""
         if isinstance(data, dict) and data.get("location") is not None and "objective" not in data:
             return {**data, "objective": "location"}
+        if isinstance(data, dict) and data.get("roadmap") is not None and "objective" not in data:
+            return {**data, "objective": "roadmap"}
         return data
 
     @property
@@ -331,6 +393,12 @@ class Scenario(_Strict):
             raise ValueError("max_coverage needs a budget (or budget_share)")
         if self.objective == "location" and self.location is None:
             raise ValueError("objective location needs a location section (the branch-only study's model and settings)")
+        if self.objective == "roadmap":
+            if self.roadmap is None:
+                raise ValueError("objective roadmap needs a roadmap section (target_year, budget path, limits)")
+            self.roadmap.check(self)
+        elif self.roadmap is not None:
+            raise ValueError(f"roadmap: a roadmap section needs objective: roadmap, not {self.objective!r}")
         if self.location is not None and self.objective != "location":
             raise ValueError(
                 f"location: a location section makes a branch-only study, but objective is {self.objective!r}; put the "
