@@ -510,9 +510,20 @@ def _why_infeasible(
     today_running: float, today_pattern: tuple[bool, ...],
 ) -> str:  # fmt: skip
     """Explain an infeasible roadmap: the savings target against the cheapest reachable network, or the limits."""
-    feasible = [c for cs in configs.values() for c in cs if c.infeasible is None]
+    every = [c for cs in configs.values() for c in cs]
+    feasible = [c for c in every if c.infeasible is None]
     if not feasible:
-        return "no network meets the standards in the horizon's first and last year, whichever branches stay open"
+        why = ["no network meets the standards in the horizon's first and last year, whichever branches stay open"]
+        caps = sorted({c for c in regimes if c is not None})
+        if caps:
+            why.append(f"within a running cost of {caps[0]:,.0f} (today's network costs {today_running:,.0f})")
+        gapped = sum(1 for c in every if rules.no_gap and c.gap_possible and not all(c.gap_possible))
+        if gapped:
+            why.append(
+                f"and {gapped} network(s) would leave residents of a closed branch with no other mode in reach "
+                "(no gap in service)"
+            )
+        return " ".join(why)
     cheapest = min(feasible, key=lambda c: c.running)
     closed = sum(1 for a, b in zip(today_pattern, cheapest.pattern, strict=True) if a and not b)
     per_year = rules.max_closures_per_year or len(today_pattern)

@@ -5,7 +5,8 @@
 - ``DELETE /runs/{id}`` (planner): cancel a queued or running run (409 once it has finished);
 - results of a succeeded run (viewer; 409 before): ``/runs/{id}/plan`` (plan.json), ``/timetable.csv``,
   ``/layers.gpkg``, ``/layers/{layer}.geojson``, ``/map`` (the Leaflet map) and ``/map.png`` (the map as an
-  image, drawn from the result layers on first request for a run that predates it);
+  image, drawn from the result layers on first request for a run that predates it); a roadmap's
+  ``/roadmap`` (roadmap.json), ``/roadmap.png`` and ``/timeline.md``;
 - ``GET /compare?runs=a,b[,c...]`` (viewer): the runs' KPIs side by side and, for each run after the first, its
   comparison (:func:`service.plans.compare.compare_plans`) with the first (``against=first``) or the previous run.
 
@@ -361,6 +362,32 @@ def run_map_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse
         _file(folder, "layers.gpkg", "result layers")
     return FileResponse(ensure_map_png(folder), media_type="image/png", filename=f"{run_id}-map.png",
                         content_disposition_type="inline")  # fmt: skip
+
+
+@router.get("/runs/{run_id}/roadmap", name="run_roadmap", response_class=FileResponse,
+            responses={200: {"content": {"application/json": {}}, "description": "the roadmap"}})  # fmt: skip
+def run_roadmap(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
+    """A roadmap run's ``roadmap.json``: per year the decisions, costs, KPIs and milestones, and the solver's
+    objective, bound and gap (404 for a single-year plan)."""
+    _, folder = _results(session, who, run_id, svc)
+    return FileResponse(_file(folder, "roadmap.json", "roadmap"), media_type="application/json")
+
+
+@router.get("/runs/{run_id}/roadmap.png", name="run_roadmap_png", response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}, "description": "the roadmap's Gantt chart"}})  # fmt: skip
+def run_roadmap_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
+    """A roadmap run's Gantt chart: every branch's state by year, the bookmobile, the running cost and the path."""
+    _, folder = _results(session, who, run_id, svc)
+    return FileResponse(_file(folder, "roadmap.png", "roadmap chart"), media_type="image/png",
+                        filename=f"{run_id}-roadmap.png", content_disposition_type="inline")  # fmt: skip
+
+
+@router.get("/runs/{run_id}/timeline.md", name="run_timeline", response_class=FileResponse,
+            responses={200: {"content": {"text/markdown": {}}, "description": "the roadmap's timeline"}})  # fmt: skip
+def run_timeline(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
+    """A roadmap run's readable timeline, year by year (Markdown)."""
+    _, folder = _results(session, who, run_id, svc)
+    return FileResponse(_file(folder, "timeline.md", "roadmap timeline"), media_type="text/markdown; charset=utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------------------

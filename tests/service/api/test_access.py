@@ -96,6 +96,9 @@ ENDPOINTS = [
     E("GET", "/runs/{run}/layers/{layer}.geojson", "viewer", 200),
     E("GET", "/runs/{run}/map", "viewer", 200),
     E("GET", "/runs/{run}/map.png", "viewer", 200),
+    E("GET", "/runs/{run2}/roadmap", "viewer", 200),
+    E("GET", "/runs/{run2}/roadmap.png", "viewer", 200),
+    E("GET", "/runs/{run2}/timeline.md", "viewer", 200),
     E("GET", "/compare?runs={run},{run2}", "viewer", 200),
     # the nightly batches' reports (another organisation's batch is missing: 404)
     E("GET", "/batches", "viewer", 200, foreign=200),
@@ -180,10 +183,27 @@ def toy_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.fixture(scope="module")
+def toy_roadmap_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The result folder of a two-year roadmap on the toy region (roadmap.json, its chart and timeline, the plan)."""
+    from service.plans.pipeline import run_plan
+    from service.plans.scenario import Scenario
+
+    body = {k: v for k, v in PLAN.items() if k != "budget_share"}
+    body.update(objective="roadmap", roadmap={"target_year": 2026, "objective": "max_credit", "notice_years": 0,
+                                              "budget_path_share": {2025: 0.9}, "no_gap": False,
+                                              "max_closures_per_year": None})  # fmt: skip
+    out = tmp_path_factory.mktemp("access-results") / "roadmap"
+    run_plan(toy_region, Scenario.parse(body), out, leaflet_dir=LEAFLET, workers=1)
+    assert {"roadmap.json", "roadmap.png", "timeline.md", "plan.json"} <= {p.name for p in out.iterdir()}
+    return out
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, toy_region: Any,
-          toy_results: Path) -> Iterator[World]:  # fmt: skip
-    """Organisations a and b with keys; a's toy region, scenario and two succeeded runs (no executor)."""
+          toy_results: Path, toy_roadmap_results: Path) -> Iterator[World]:  # fmt: skip
+    """Organisations a and b with keys; a's toy region, scenario and two succeeded runs (no executor): a plan and
+    a roadmap (the second, whose folder also holds its last year's plan)."""
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
@@ -208,13 +228,13 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             s.add(scenario)
             s.flush()
             runs = []
-            for _ in range(2):
+            for results in (toy_results, toy_roadmap_results):
                 run = Run(org_id=a, scenario_id=scenario.id, body=PLAN, status="succeeded", progress=100.0,
                           stage="done", attempts=1, summary={})  # fmt: skip
                 s.add(run)
                 s.flush()
                 folder = services.files.run_dir(a, run.id)
-                shutil.copytree(toy_results, folder)
+                shutil.copytree(results, folder)
                 run.result_path = folder.relative_to(services.files.root).as_posix()
                 run.summary = summarize(json.loads((folder / "plan.json").read_text()))
                 runs.append(run.id)
