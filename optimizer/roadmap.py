@@ -376,6 +376,9 @@ def solve_roadmap(
     today_running = float(max(costs(base, today(base), bookmobile_operating=0.0)["total"][y] for y in (0, T - 1)))
     patterns, how, single = _patterns(base, exact_branches, replace(params, time_limit_s=params.time_limit_s / 4))
     today_pattern = tuple(bool(x) for x in ~base.close_mask)
+    if rules.max_closures_per_year is not None:  # more closures than the years allow can never be reached
+        most = rules.max_closures_per_year * (T - rules.notice_years)
+        patterns = [q for q in patterns if sum(a and not b for a, b in zip(today_pattern, q, strict=True)) <= most]
     regimes: list[float | None] = [None] * T
     if rules.objective == "max_credit":
         for t in range(T):
@@ -392,15 +395,49 @@ def solve_roadmap(
     per = replace(params, time_limit_s=max(1.0, params.time_limit_s / max(n_solves, 1)))
     configs: Configs = {}
     done = 0
-    for pat in patterns:
+    minimise = rules.objective == "min_cost"
+    skipped = 0
+
+    def plan(pat: tuple[bool, ...]) -> None:
+        """Plan a pattern's configurations, or mark them unknown once the time is up."""
+        nonlocal done, skipped
+        if (pat, distinct[0]) in configs:
+            return
         for cap in distinct:
             for fleet_cap in fleet_caps:
-                left = max(1.0, (deadline - time.perf_counter()) / max(n_solves - done, 1))
-                cfg = _configure(base, rules, pat, cap, replace(per, time_limit_s=left), served, fleet_cap)
+                if time.perf_counter() >= deadline:
+                    cfg = StageConfig(pat, cap, None, "unknown", fleet_cap=fleet_cap)
+                    skipped += 1
+                else:
+                    left = max(1.0, (deadline - time.perf_counter()) / max(n_solves - done, 1))
+                    cfg = _configure(base, rules, pat, cap, replace(per, time_limit_s=left), served, fleet_cap)
                 configs.setdefault((pat, cap), []).append(cfg)
                 done += 1
-            if progress:
-                progress("roadmap: plan each network", done / n_solves)
+        if progress:
+            progress("roadmap: plan each network", done / n_solves)
+
+    def score(pat: tuple[bool, ...]) -> float | None:
+        found = [c for cap in distinct for c in configs[(pat, cap)] if c.infeasible is None]
+        if not found:
+            return None
+        return min(c.running for c in found) if minimise else max(c.credit for c in found)
+
+    # today first, then a greedy chain of closures (each step the best one more closure), then the rest: so that a
+    # time limit leaves a path of networks the limits can follow, one closure at a time
+    wanted = set(patterns)
+    plan(today_pattern if today_pattern in wanted else patterns[0])
+    frontier = today_pattern
+    while True:
+        steps = [q for q in patterns if sum(a and not b for a, b in zip(frontier, q, strict=True)) == 1
+                 and all(b <= a for a, b in zip(frontier, q, strict=True))]  # fmt: skip
+        for q in steps:
+            plan(q)
+        scored = [(v, q) for q in steps if (v := score(q)) is not None]
+        if not scored:
+            break
+        frontier = (min(scored) if minimise else max(scored))[1]
+    for q in sorted(patterns, key=lambda q: -sum(not x for x in q)):
+        plan(q)
     if rules.objective == "max_credit":
         _inherit_bounds(configs, distinct)
     tightened: dict[tuple[tuple[bool, ...], int, float], StageConfig | None] = {}
@@ -416,7 +453,6 @@ def solve_roadmap(
             tightened[key] = got if got.infeasible is None else None
         return tightened[key]
 
-    minimise = rules.objective == "min_cost"
     chain = _chain(rules, configs, regimes, today_pattern, today_running, one_off, use_bound=False, tighten=tighten)
     if chain is None:
         raise InfeasibleProblemError(_why_infeasible(rules, configs, regimes, today_running, today_pattern))
@@ -426,7 +462,7 @@ def solve_roadmap(
         relaxed = _chain(rules, configs, regimes, today_pattern, today_running, one_off, use_bound=True)
         bound = relaxed[0] if relaxed is not None else None
     else:
-        bound = _per_year_bound(base, rules, single, regimes, per)
+        bound = _per_year_bound(base, rules, single, regimes, per, configs.get((today_pattern, distinct[0]), []))
     if bound is not None:
         bound = min(bound, value) if minimise else max(bound, value)
     gap = abs(value - bound) / max(abs(value), 1e-12) if bound is not None else None
@@ -437,16 +473,26 @@ def solve_roadmap(
         total_t = float(cfg.result.costs["total"][t]) + extra
         years.append(RoadmapYear(rules.years[t], cfg, closing, extra, cfg.running, total_t, cfg.credit))
     unknown = sum(1 for cs in configs.values() for c in cs if c.infeasible == "unknown")
-    warnings = []
-    if unknown:
-        warnings.append(f"{unknown} network(s) had no plan within their time limit; the bound counts them as possible")
+    tried = {q for (q, _), cs in configs.items() for c in cs if c.result is not None or c.infeasible == "proven"}
+    planned_count = len(tried)
+    if skipped:
+        warnings_early = [f"the time limit left {skipped} network(s) unplanned; the bound counts them as possible"]
+    else:
+        warnings_early = []
+    warnings = list(warnings_early)
+    if unknown - skipped > 0:
+        warnings.append(
+            f"{unknown - skipped} network(s) had no plan within their time limit; the bound counts them as possible"
+        )
     if progress:
         progress("roadmap: done", 1.0)
     return RoadmapResult(
         status=status, objective=value, bound=bound, gap=gap, years=tuple(years), today_running=today_running,
         runtime_s=time.perf_counter() - started, warnings=tuple(warnings),
         search={
-            "patterns": how, "patterns_planned": len(patterns), "solves": n_solves, "regimes": len(distinct),
+            "patterns": how, "patterns_candidate": len(patterns),
+            "patterns_planned": planned_count,
+            "solves": n_solves - skipped, "regimes": len(distinct),
             "bound": (
                 "the same chaining over every pattern with each network's planner bound (a relaxation of every roadmap)"
                 if how == "complete"
@@ -479,14 +525,20 @@ def _inherit_bounds(configs: Configs, ceilings: list[float | None]) -> None:
 
 def _per_year_bound(
     problem: PlannerProblem, rules: RoadmapRules, single: PlannerResult | None, regimes: list[float | None],
-    params: SolveParams,
+    params: SolveParams, today_configs: list[StageConfig],
 ) -> float | None:  # fmt: skip
-    """Sum over the years of a bound on any single year (restricted patterns only): valid and weak."""
+    """Sum over the years of a bound on any single year (restricted patterns only): valid and weak. In the notice
+    years nothing can close yet: those years take today's pattern's bound."""
     if single is None or single.bound is None:
         return None
     minimise = rules.objective == "min_cost"
     if minimise:
-        return sum((1.0 + rules.discount_rate) ** -t * single.bound for t in range(rules.n_years))
+        known = [c.bound for c in today_configs if c.bound is not None and c.infeasible is None]
+        early = min(known) if len(known) == len(today_configs) and known else single.bound
+        return sum(
+            (1.0 + rules.discount_rate) ** -t * (early if t < rules.notice_years else single.bound)
+            for t in range(rules.n_years)
+        )
     total = 0.0
     cache: dict[float | None, float | None] = {}
     for t in range(rules.n_years):

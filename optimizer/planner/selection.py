@@ -355,7 +355,7 @@ class SelectionModel:
                 m.row(v, cf, rhs - 1e-6, np.inf)
             if cls.must is not None:  # no gap in service: these residents meet the standard by some mode
                 for c in np.flatnonzero(cls.must):
-                    m.row(np.array([mc_idx[c]]), np.array([1.0]), 1.0, np.inf)
+                    m.lb[int(mc_idx[c])] = 1.0
 
         # credit assignment (max_coverage and the credit floor; then also the tie-break of min_cost)
         need = problem.need_weights

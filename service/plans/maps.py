@@ -72,6 +72,7 @@ def write_map(
     title: str,
     summary_html: str = "",
     attribution: str = OSM_ATTRIBUTION,
+    years: list[tuple[int, gpd.GeoDataFrame]] | None = None,
 ) -> Path:
     """Write an offline HTML map of ``layers``: ``roads``, ``areas``, ``catchments``, ``demand``, ``branches``,
     ``bookmobile_stops``, ``bookmobile_routes`` and ``outreach_desks``.
@@ -82,12 +83,15 @@ def write_map(
     as a JSON data block (never executed) and reach the page as text nodes, so names from a user's files cannot
     run script; a Content-Security-Policy with the hashes of the page's own scripts and styles (:func:`map_csp`)
     blocks anything else. ``summary_html`` is trusted HTML made by the caller (numbers only); ``title`` and
-    ``attribution`` are text.
+    ``attribution`` are text. ``years`` (a roadmap's ``(year, branches)``) adds a year slider that shows each year's
+    branches (``decision``, ``hours``).
     """
     check_assets(leaflet_dir)
     data = {name: _geojson(frame) for name, frame in layers.items() if frame is not None and len(frame)}
     parts = _page_parts(leaflet_dir)
-    payload = {"layers": data, "attribution": attribution}
+    payload: dict[str, Any] = {"layers": data, "attribution": attribution}
+    if years:
+        payload["years"] = [{"year": int(y), "branches": _geojson(frame)} for y, frame in years]
     page = _TEMPLATE.format(
         csp=html.escape(map_csp(leaflet_dir), quote=True),
         title=html.escape(title),
@@ -117,6 +121,7 @@ _STYLE = """
  .bn-swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: middle; }
  .bn-round { border-radius: 50%; }
  .bn-info div { white-space: nowrap; }
+ .bn-years input { width: 260px; }
 """
 _BOOT = """
 (function () {
@@ -124,7 +129,7 @@ _BOOT = """
   var heading = document.getElementById('branchnet-summary');
   heading.hidden = false;
   branchnetMap.createMap(L, document.getElementById('map'), payload.layers,
-                         { attribution: payload.attribution, heading: heading });
+                         { attribution: payload.attribution, heading: heading, years: payload.years });
 })();
 """
 

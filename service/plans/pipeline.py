@@ -85,8 +85,10 @@ def _roadmap(
         "timeline.md": lambda path: path.write_text(roadmap.timeline_markdown(doc), encoding="utf-8"),
         "roadmap.png": lambda path: roadmap.gantt_png(doc, path),
     }
-    _write(rb, last, plan, [], out_dir, leaflet_dir, progress, started, extra=extra,
-           extra_layers=roadmap.year_layers(rb, road, doc))  # fmt: skip
+    per_year = roadmap.year_layers(rb, road, doc)
+    years = [(y.year, per_year[f"branches_{y.year}"]) for y in road.years]
+    _write(rb, last, plan, [], out_dir, leaflet_dir, progress, started, extra=extra, extra_layers=per_year,
+           years=years)  # fmt: skip
     return plan
 
 
@@ -158,6 +160,7 @@ def _write(
     b: Built, r: PlannerResult, plan: dict[str, Any], pareto_rows: list[dict[str, Any]], out_dir: Path,
     leaflet_dir: Path, progress: Progress | None, started: float, *,
     extra: dict[str, Callable[[Path], Any]] | None = None, extra_layers: dict[str, Any] | None = None,
+    years: list[tuple[int, Any]] | None = None,
 ) -> None:  # fmt: skip
     """Write the results into ``out_dir`` atomically (``extra``: more files, each written by its function;
     ``extra_layers``: more GeoPackage layers, not drawn on the maps)."""
@@ -182,7 +185,7 @@ def _write(
         summary = report.summary_html(b, r, plan["kpis"][b.year_labels[0]])
         title = f"branchnet: {b.scenario.name}"
         maps.write_map(tmp / "map.html", layers, leaflet_dir=leaflet_dir, title=title, summary_html=summary,
-                       attribution=plan["attribution"])  # fmt: skip
+                       attribution=plan["attribution"], years=years)  # fmt: skip
         mapimage.write_map_png(tmp / "map.png", layers, title=title, attribution=plan["attribution"])
         plan["runtime_s"] = time.perf_counter() - started
         outputs.write_json(plan, tmp / "plan.json")

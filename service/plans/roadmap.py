@@ -115,6 +115,7 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
     p = _year_problem(b)
     years_out: list[dict[str, Any]] = []
     milestones: list[dict[str, Any]] = []
+    base = kpis(p, today(p))  # today's network, each year's population: the zone losses are against it
     previous: dict[str, str] = {bid: "keep" for bid in p.branch_ids}
     prev_vehicles, prev_stops = 0, 0
     for t, year in enumerate(road.years):
@@ -171,7 +172,10 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
                       "by_mode": {"branches": c["branches"], "bookmobile": c["bookmobile"], "desks": c["desks"],
                                   "home_delivery": float(c["home_delivery"][t])}},
             "kpis": {"covered_share": k["covered_share"], "credit_share": k["credit_share"],
-                     "by_group": {AGE_GROUPS[g]: v for g, v in k["by_group"].items()}, "by_zone": k["by_zone"],
+                     "today_covered_share": base[t]["covered_share"],
+                     "by_group": {AGE_GROUPS[g]: v for g, v in k["by_group"].items()},
+                     "by_zone": {z: {**v, "loss_pp": 100 * (base[t]["by_zone"][z]["share"] - v["share"])}
+                                 for z, v in k["by_zone"].items()},
                      "people_by_mode": k["people_by_mode"]},
             "milestones": notes,
         })  # fmt: skip

@@ -326,8 +326,10 @@ class RoadmapSpec(_Strict):
                 f"roadmap.notice_years: a notice of {self.notice_years} year(s) is not shorter than the horizon "
                 f"({len(years)} year(s), {first}-{self.target_year})"
             )
-        if self.objective == "max_credit" and self.savings_target is None and not (
-            self.budget_path or self.budget_path_share
+        if (
+            self.objective == "max_credit"
+            and self.savings_target is None
+            and not (self.budget_path or self.budget_path_share)
         ):
             raise ValueError("roadmap.objective: max_credit needs a budget_path, budget_path_share or savings_target")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,25 @@ def test_rutland_case_study_notebook(shared: Path, tmp_path: Path, monkeypatch: 
         assert (work / "plans" / folder / "map.html").is_file(), folder
         assert (work / "plans" / folder / "plan.json").is_file(), folder
     assert (work / "plans" / "rutland-pareto" / "pareto.csv").is_file()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_roadmap_notebook(shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRANCHNET_SHARED_DIR", str(shared))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's working folder lands here
+
+    nb = execute(NOTEBOOKS / "roadmap.ipynb")
+
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, [f"{e.ename}: {e.evalue}" for e in errors]
+    assert all(c.get("execution_count") for c in code)
+    assert any("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", []))  # the Gantt chart
+    headline = texts(code[-1])
+    assert "Roadmap for Rutland 2025-2035" in headline and "below today's" in headline
+    (work,) = tmp_path.glob("branchnet-roadmap-*")
+    doc = json.loads((work / "rutland-roadmap" / "roadmap.json").read_text(encoding="utf-8"))
+    assert [y["year"] for y in doc["years"]] == list(range(2025, 2036))
+    running_2030 = next(y for y in doc["years"] if y["year"] == 2030)["costs"]["running"]
+    assert running_2030 <= 0.75 * doc["today_cost"] * (1 + 1e-9)  # the savings target, recounted

@@ -319,8 +319,58 @@
     keepOrder(map, built.overlays);
     legendControl(L, options.heading).addTo(map);
     L.control.scale({ imperial: false }).addTo(map);
+    if (options.years && options.years.length) yearControl(L, map, built, options.years).addTo(map);
     if (built.bounds.isValid()) map.fitBounds(built.bounds); else map.setView([0, 0], 2);
     return { map: map, layers: built };
+  }
+
+  /**
+   * A roadmap's year slider: `years` is [{year, branches (GeoJSON: decision, hours, name, branch_id)}]; moving it
+   * shows that year's branches in place of the plan's (the target year's) and names the year.
+   */
+  function yearControl(L, map, built, years) {
+    var control = L.control({ position: 'bottomleft' });
+    var shown = null;
+    control.onAdd = function () {
+      var box = L.DomUtil.create('div', 'bn-panel bn-years');
+      var label = document.createElement('div');
+      label.className = 'bn-year';
+      var input = document.createElement('input');
+      input.type = 'range';
+      input.min = '0';
+      input.max = String(years.length - 1);
+      input.step = '1';
+      input.value = String(years.length - 1);
+      input.setAttribute('aria-label', 'Roadmap year');
+      function show(i) {
+        var y = years[i];
+        label.textContent = 'Roadmap year ' + y.year + ' (' + (i + 1) + ' of ' + years.length + ')';
+        if (shown) map.removeLayer(shown);
+        if (built.overlays.Branches && map.hasLayer(built.overlays.Branches)) map.removeLayer(built.overlays.Branches);
+        shown = L.geoJSON(y.branches, {
+          pointToLayer: function (f, ll) {
+            return L.circleMarker(ll, {
+              radius: 9, color: '#222', weight: 2, fillOpacity: 1,
+              fillColor: DECISION_COLOR[f.properties.decision] || DECISION_COLOR.keep, className: 'bn-branch bn-year-branch',
+            });
+          },
+          onEachFeature: function (f, l) {
+            var p = f.properties;
+            bindInfo(l, 'bindPopup', function () {
+              return info(p.name || p.branch_id, [y.year + ': ' + p.decision,
+                p.decision === 'close' ? '' : num(p.hours, 1) + ' staffed h/week', 'id ' + p.branch_id]);
+            });
+          },
+        }).addTo(map);
+      }
+      input.addEventListener('input', function () { show(Number(input.value)); });
+      box.appendChild(label);
+      box.appendChild(input);
+      L.DomEvent.disableClickPropagation(box);
+      show(years.length - 1);
+      return box;
+    };
+    return control;
   }
 
   root.branchnetMap = {
@@ -333,6 +383,7 @@
     escapedOverlays: escapedOverlays,
     keepOrder: keepOrder,
     createMap: createMap,
+    yearControl: yearControl,
     featureCount: featureCount,
     CANVAS_ABOVE: CANVAS_ABOVE,
     DECISION_COLOR: DECISION_COLOR,
