@@ -72,7 +72,7 @@ def access(problem: PlannerProblem, decision: PlanDecision, *, stop_served: np.n
     return Access(meets, hd_point, best, credit_hd, np.asarray(mode, dtype=str), near)
 
 
-def _recipients(problem: PlannerProblem, acc: Access) -> np.ndarray:
+def home_delivery_recipients(problem: PlannerProblem, acc: Access) -> np.ndarray:
     """(Y, N) home-delivery recipients."""
     sen = problem.population[:, :, problem.senior_group] * problem.eligible_share
     return np.where(acc.hd_point[None, :], sen, 0.0)
@@ -82,7 +82,7 @@ def covered_people(problem: PlannerProblem, acc: Access) -> np.ndarray:
     """(Y, N, G) residents who meet the standard (home-delivery recipients count as meeting it)."""
     pop = np.asarray(problem.population, dtype=np.float64)
     cov: np.ndarray = pop * acc.meets[None, :, None]
-    rec = _recipients(problem, acc)
+    rec = home_delivery_recipients(problem, acc)
     g = problem.senior_group
     cov[:, :, g] = np.where(acc.meets[None, :], pop[:, :, g], rec)
     return cov
@@ -93,7 +93,7 @@ def credited_need(problem: PlannerProblem, acc: Access) -> np.ndarray:
     pop = np.asarray(problem.population, dtype=np.float64)
     need = problem.need_weights
     val: np.ndarray = pop * acc.credit[None, :, None]
-    rec = _recipients(problem, acc)
+    rec = home_delivery_recipients(problem, acc)
     g = problem.senior_group
     val[:, :, g] += rec * (acc.credit_hd - acc.credit)[None, :]
     weighted: np.ndarray = val * need[None, None, :]
@@ -120,7 +120,7 @@ def costs(
         else 0.0
     )
     acc = access(problem, decision)
-    recipients = _recipients(problem, acc).sum(axis=1)
+    recipients = home_delivery_recipients(problem, acc).sum(axis=1)
     hd = recipients * problem.home_delivery_cost
     totals = run + closure + mobile + desks + hd
     return {
@@ -187,7 +187,7 @@ def kpis(
         }  # fmt: skip
         people = pop[y].sum(axis=1)
         by_mode = {m: float(people[acc.mode == m].sum()) for m in ("branch", "bookmobile", "desk", "none")}
-        by_mode["home_delivery"] = float(_recipients(problem, acc)[y].sum())
+        by_mode["home_delivery"] = float(home_delivery_recipients(problem, acc)[y].sum())
         block: dict[str, Any] = {
             "population": total,
             "covered": float(cov[y].sum()),
@@ -217,6 +217,15 @@ def shortfalls(problem: PlannerProblem, decision: PlanDecision, served: np.ndarr
         worst = max(total[y] for y in problem.years)
         if worst > problem.budget * (1 + 1e-9):
             out.append(f"annual cost {worst:,.0f} with the routed bookmobile > budget {problem.budget:,.0f}")
+    if problem.min_visits_share is not None:
+        from optimizer.visits import expected_visits
+
+        got = expected_visits(problem, decision, problem.visits, stop_served=served).total
+        base = expected_visits(problem, today(problem), problem.visits).total
+        for y in problem.years:
+            if got[y] < problem.min_visits_share * base[y] - 1e-6:
+                out.append(f"{problem.year_name(y)}: expected visits {got[y]:,.0f} < {problem.min_visits_share:.0%} "
+                           f"of today's {base[y]:,.0f}")  # fmt: skip
     if problem.min_credit is not None:
         k = kpis(problem, decision, stop_served=served)
         worst_credit = min(k[y]["credit_share"] for y in problem.years)

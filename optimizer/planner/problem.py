@@ -103,6 +103,21 @@ class BookmobileCosts:
 
 
 @dataclass(frozen=True)
+class VisitModel:
+    """The attendance model's parameters (:mod:`optimizer.visits`)."""
+
+    per_resident: float = 3.0
+    decay_min: float = 15.0
+    home_delivery_per_recipient: float = 12.0
+
+    def __post_init__(self) -> None:
+        for name in ("per_resident", "decay_min", "home_delivery_per_recipient"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0) or (name == "decay_min" and value <= 0):
+                raise InvalidProblemError(f"visits.{name} must be a positive number, not {value!r}")
+
+
+@dataclass(frozen=True)
 class PlannerProblem:
     """One joint planning problem (see the module docstring).
 
@@ -148,6 +163,10 @@ class PlannerProblem:
     min_credit: float | None = None  # max_coverage only: credit share at least this (a Pareto sweep's previous)
     #: (N,) residents who must meet the standard whatever else (a roadmap's no gap in service); None for none
     must_meet: np.ndarray | None = None
+    #: expected visits (:mod:`optimizer.visits`) and, optionally, the share of today's a plan must keep in every
+    #: optimised year (checked on every plan; the selection MIP does not model it, so its bound stays valid)
+    visits: VisitModel = field(default_factory=lambda: VisitModel())
+    min_visits_share: float | None = None
 
     def __post_init__(self) -> None:
         pop = np.asarray(self.population, dtype=np.float64)
@@ -211,6 +230,8 @@ class PlannerProblem:
             for name, shape in (("desk_reach", (n, d)), ("desk_hours", (d,)), ("desk_cost", (d,))):
                 if np.shape(getattr(self, name)) != shape:
                     raise InvalidProblemError(f"{name} must be {shape}, got {np.shape(getattr(self, name))}")
+        if self.min_visits_share is not None and not 0 < self.min_visits_share <= 1:
+            raise InvalidProblemError(f"min_visits_share must lie in (0, 1], not {self.min_visits_share!r}")
         if self.must_meet is not None and np.shape(self.must_meet) != (n,):
             raise InvalidProblemError(f"must_meet must be ({n},), got {np.shape(self.must_meet)}")
         for g_idx in self.standards.group_targets:

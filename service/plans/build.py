@@ -20,6 +20,7 @@ from geodata.snapping import snap_points
 from geodata.stops import StopCapacity, StopRules, candidate_stops, stop_catchments
 from optimizer.errors import InvalidProblemError
 from optimizer.planner import BookmobileCosts, CreditRule, Credits, PlannerProblem, Standards, costs, today
+from optimizer.planner.problem import VisitModel
 from service.plans.bookmobile import bookmobile_graph
 from service.plans.scenario import AGE_GROUPS, Scenario
 
@@ -205,6 +206,8 @@ def build(region: RegionData, sc: Scenario, *, progress: Progress | None = None)
         home_delivery_cost=sc.costs.home_delivery_per_recipient, credits=credits, standards=standards,
         bookmobile=bm, objective="min_cost" if sc.objective == "min_cost" else "max_coverage", years=years,
         year_labels=labels,
+        visits=VisitModel(sc.visits.per_resident, sc.visits.decay_min, sc.visits.home_delivery_per_recipient),
+        min_visits_share=sc.visits.min_share,
     )  # fmt: skip
     today_cost = max(costs(problem, today(problem), bookmobile_operating=0.0)["total"])
     budget = sc.budget if sc.budget is not None else (sc.budget_share * today_cost if sc.budget_share else None)

@@ -137,6 +137,7 @@ def _report(
         "costs": {"today": report.cost_json(r.costs_today, years), "plan": report.cost_json(r.costs, years)},
         "winners_losers": report.winners_losers(b, r),
         "statutory_checks": report.statutory_checks(b, r.decision, r.stop_served),
+        "visits": report.visits_json(b, r),
         "assumptions": {
             "digital_uptake": {g: sc.digital_uptake.get(g, 0.0) for g in AGE_GROUPS},  # type: ignore[call-overload]
             "need_weight": dict(zip(AGE_GROUPS, b.problem.need_weights.tolist(), strict=True)),

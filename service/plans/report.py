@@ -236,6 +236,29 @@ def candidate_warnings(b: Built) -> list[str]:
     ]
 
 
+def visits_json(b: Built, r: PlannerResult) -> dict[str, Any]:
+    """Expected visits (:mod:`optimizer.visits`) of today's network and of the plan: per year the totals and modes,
+    the first year's visits per service, and per closed branch the visits its residents made and what the plan keeps
+    of them by mode."""
+    from optimizer.visits import closure_account, expected_visits
+
+    p = b.problem
+    before = expected_visits(p, today(p), p.visits)
+    after = expected_visits(p, r.decision, p.visits, stop_served=r.stop_served)
+    m = p.visits
+    return {
+        "model": {"per_resident": m.per_resident, "decay_min": m.decay_min,
+                  "home_delivery_per_recipient": m.home_delivery_per_recipient,
+                  "min_share": p.min_visits_share, "meaning": "an estimate (optimizer.visits)"},
+        "by_year": {label: {"today": float(before.total[y]), "plan": float(after.total[y]),
+                            "share_kept": float(after.total[y] / before.total[y]) if before.total[y] else 1.0,
+                            "by_mode_today": before.by_mode[y], "by_mode_plan": after.by_mode[y]}
+                    for y, label in enumerate(b.year_labels)},
+        "by_service_today": before.by_service, "by_service_plan": after.by_service,
+        "by_closure": closure_account(p, before, after),
+    }  # fmt: skip
+
+
 def solver_json(b: Built, r: PlannerResult, account: dict[str, Any] | None = None) -> dict[str, Any]:
     """The solver's account: status, objective, bound, gap and what they mean; the search; the candidates."""
     p = b.problem

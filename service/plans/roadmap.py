@@ -35,6 +35,7 @@ import numpy as np
 from optimizer.bookmobile import WEEKDAYS
 from optimizer.planner import PlannerProblem, PlannerResult, access, costs, covered_people, kpis, today
 from optimizer.roadmap import RoadmapResult, RoadmapRules
+from optimizer.visits import closure_account, expected_visits
 from service.plans.build import Built
 from service.plans.report import branch_decisions
 from service.plans.scenario import AGE_GROUPS
@@ -116,6 +117,7 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
     years_out: list[dict[str, Any]] = []
     milestones: list[dict[str, Any]] = []
     base = kpis(p, today(p))  # today's network, each year's population: the zone losses are against it
+    visits_today = expected_visits(p, today(p), p.visits)
     previous: dict[str, str] = {bid: "keep" for bid in p.branch_ids}
     prev_vehicles, prev_stops = 0, 0
     for t, year in enumerate(road.years):
@@ -124,6 +126,8 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
         decisions = branch_decisions(replace(b, problem=p), r)
         k = kpis(p, r.decision, stop_served=r.stop_served)[t]
         c = r.costs  # on the roadmap problem (one slice a year, no annualised closures), routed bookmobile
+        v = expected_visits(p, r.decision, p.visits, stop_served=r.stop_served)
+        lost = closure_account(p, visits_today, v, t)
         routes = r.timetable.route_days if r.timetable is not None else ()
         stops = int(np.asarray(r.stop_served).sum())
         notes: list[str] = []
@@ -141,6 +145,12 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
                 how = ", ".join(f"{k} ({v:,.0f})" for k, v in sorted(served.items(), key=lambda kv: -kv[1]) if v >= 0.5)
                 notice = f" (announced {year.year - rules.notice_years})" if rules.notice_years else ""
                 notes.append(f"{d['name']} closes{notice}; the {total:,.0f} residents it served are served by {how}")
+                if d["branch_id"] in lost:
+                    acc = lost[d["branch_id"]]
+                    by = acc["recovered_by"].items()
+                    back = ", ".join(f"{k.replace('_', ' ')} {x:,.0f}" for k, x in by if x >= 0.5)
+                    notes.append(f"{d['name']}: its residents' {acc['today']:,.0f} expected visits a year become "
+                                 f"{acc['after']:,.0f} ({back}): {acc['lost']:,.0f} lost")  # fmt: skip
             elif changed:
                 notes.append(f"{d['name']}: {state}, {d['hours_today']:g} -> {d['hours_plan']:g} staffed hours a week")
             previous[d["branch_id"]] = state
@@ -177,6 +187,9 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
                      "by_zone": {z: {**v, "loss_pp": 100 * (base[t]["by_zone"][z]["share"] - v["share"])}
                                  for z, v in k["by_zone"].items()},
                      "people_by_mode": k["people_by_mode"]},
+            "visits": {"total": float(v.total[t]), "today": float(visits_today.total[t]),
+                       "share_of_today": float(v.total[t] / visits_today.total[t]) if visits_today.total[t] else 1.0,
+                       "by_mode": v.by_mode[t]},
             "milestones": notes,
         })  # fmt: skip
     return {

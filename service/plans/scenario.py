@@ -273,6 +273,17 @@ class LocationSpec(_Strict):
         return self
 
 
+class VisitsSpec(_Strict):
+    """Expected visits (:mod:`optimizer.visits`): visits a resident makes a year to a library on the doorstep open
+    full hours (CIPFA 2019/20: about 3.2 a head in England), the decay scale in minutes, home deliveries a recipient
+    a year; ``min_share`` keeps at least that share of today's visits in every optimised year."""
+
+    per_resident: float = Field(default=3.0, ge=0)
+    decay_min: float = Field(default=15.0, gt=0)
+    home_delivery_per_recipient: float = Field(default=12.0, ge=0)
+    min_share: float | None = Field(default=None, gt=0, le=1)
+
+
 class RoadmapSpec(_Strict):
     """A multi-year roadmap (``objective: roadmap``; :mod:`optimizer.roadmap`): the network of every year from
     ``today_year`` to ``target_year`` under a budget path and organisational limits.
@@ -362,6 +373,7 @@ class Scenario(_Strict):
     pareto: ParetoSpec = ParetoSpec()
     location: LocationSpec | None = None
     roadmap: RoadmapSpec | None = None
+    visits: VisitsSpec = VisitsSpec()
     solve: SolveSpec = SolveSpec()
 
     @model_validator(mode="before")
