@@ -597,6 +597,9 @@ def _why_infeasible(
         parts.append("or a year's ceiling is below its running and one-off costs")
     if rules.no_gap:
         parts.append("or a closure would leave residents it serves without the standard (no gap in service)")
+    unplanned = sum(1 for c in every if c.infeasible == "unknown")
+    if unplanned:
+        parts.append(f"{unplanned} network(s) found no plan within the time limit: a longer solve.time_limit_s may")
     return "no roadmap meets every year's standards and limits: " + "; ".join(parts)
 
 

@@ -302,7 +302,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("unknown field", plan(colour="red"), "scenario: colour: Extra inputs are not permitted"),
     ("no region", plan(region=None), "scenario: region: Field required"),
     ("unknown objective", plan(objective="cheapest"),
-     "scenario: objective: Input should be 'min_cost', 'max_coverage', 'pareto' or 'location'"),
+     "scenario: objective: Input should be 'min_cost', 'max_coverage', 'pareto', 'location' or 'roadmap'"),
     ("no budget", plan(budget_share=None), "scenario: max_coverage needs a budget (or budget_share)"),
     ("bad weekday", plan(fleet={"weekdays": [7]}), "scenario: fleet.weekdays: distinct weekdays 0 (Monday)"),
     ("wrong type", plan(solve={"time_limit_s": "soon"}),
