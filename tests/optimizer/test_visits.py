@@ -22,14 +22,14 @@ def test_visits_recounted_point_by_point() -> None:
     need = problem.need_weights
     want = 0.0
     for i in range(problem.population.shape[1]):
-        best = 0.0
+        none = 1.0  # the chance of using no branch: each is used with the probability of its pull
         for b, level in enumerate(d.branch_level):
             if level < 0:
                 continue
             hours = problem.branch_hours[b, level]
             credit = min(1.0, hours / problem.credits.branch.full_hours) ** problem.credits.branch.exponent
-            best = max(best, credit * math.exp(-problem.branch_time_s[i, b] / 60 / 15.0))
-        want += 3.0 * float(problem.population[0, i] @ need) * best
+            none *= 1.0 - credit * math.exp(-problem.branch_time_s[i, b] / 60 / 15.0)
+        want += 3.0 * float(problem.population[0, i] @ need) * (1.0 - none)
     assert got.total[0] == pytest.approx(want, rel=1e-9)
     assert sum(got.by_mode[0].values()) == pytest.approx(got.total[0])
     assert sum(got.by_service.values()) == pytest.approx(got.total[0])
