@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    text,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
@@ -164,6 +165,51 @@ def make_engine(url: str) -> Engine:
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+#: The PostgreSQL advisory lock key that serialises migrations (any fixed 64-bit number, the same in every process).
+MIGRATION_LOCK_KEY = 0x6272616E63686E  # "branchn"
+
+
+@contextmanager
+def migration_lock(engine: Engine, timeout_s: float = 300.0) -> Iterator[None]:
+    """Hold the database's migration lock: a session advisory lock on PostgreSQL, an exclusive ``flock`` on a
+    ``.migrate.lock`` file beside a SQLite database (SQLite runs on one machine, so a file lock covers every
+    process that can open it). Raises ``TimeoutError`` after ``timeout_s`` seconds of waiting."""
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{int(timeout_s * 1000)}ms"})
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+    import time
+
+    path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() - started > timeout_s:
+                    raise TimeoutError(f"{path}: another process held the migration lock for {timeout_s:g} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def migrate(url: str) -> None:
