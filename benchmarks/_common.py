@@ -20,6 +20,31 @@ def shared_dir() -> Path | None:
     return path if (path / "data").is_dir() else None
 
 
+def rutland_sources(shared: Path) -> Any:
+    """The shared Rutland files as a region's sources (OSM, LSOA polygons and population, libraries, settlements)."""
+    from geodata.region import RegionSources
+
+    data = shared / "data" / "rutland"
+    return RegionSources(
+        osm=str(data / "rutland-latest.osm.pbf"),
+        population=str(data / "rutland_lsoa21_boundaries.geojson"),
+        population_table=str(data / "rutland_lsoa21_population.csv"),
+        branches=str(data / "rutland_libraries.geojson"),
+        settlements=str(data / "geonames_cities500_rutland_bbox.csv"),
+    )
+
+
+def demo_sources(out: Path) -> Any:
+    """The synthetic demo region (preset "demo", seed 42) written under ``out``, as a region's sources."""
+    from geodata.region import RegionSources
+    from geodata.synthetic import generate_region, write_region
+
+    files = write_region(generate_region("demo", seed=42), out)
+    return RegionSources(osm=str(files["osm"]), population=str(files["areas"]), branches=str(files["branches"]),
+                         settlements=str(files["settlements"]), area_field="area_id", group_field="municipality",
+                         id_field="branch_id")  # fmt: skip
+
+
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
     """Return the median wall time of ``repeat`` calls and the last result."""
     times, result = [], None

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import emit, shared_dir, verdict
+from benchmarks._common import emit, rutland_sources, shared_dir, verdict
 
 COLD_TARGET_S = 60.0
 WARM_TARGET_S = 10.0
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    from geodata.region import RegionSources, prepare_region
+    from geodata.region import prepare_region
     from service.config import Settings
     from service.plans.pipeline import run_plan
     from service.plans.scenario import Scenario
@@ -41,16 +41,9 @@ def main() -> None:
     shared = shared_dir()
     if shared is None:
         raise SystemExit("benchmarks.planner needs ../shared (or BRANCHNET_SHARED_DIR) for the Rutland files")
-    data = shared / "data" / "rutland"
     scenario = Scenario.from_file(args.scenario)
     leaflet = Settings().leaflet_dir
-    sources = RegionSources(
-        osm=str(data / "rutland-latest.osm.pbf"),
-        population=str(data / "rutland_lsoa21_boundaries.geojson"),
-        population_table=str(data / "rutland_lsoa21_population.csv"),
-        branches=str(data / "rutland_libraries.geojson"),
-        settlements=str(data / "geonames_cities500_rutland_bbox.csv"),
-    )
+    sources = rutland_sources(shared)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         t0 = time.perf_counter()

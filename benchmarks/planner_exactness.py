@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import emit, shared_dir, verdict
+from benchmarks._common import demo_sources, emit, rutland_sources, shared_dir, verdict
 
 TOLERANCE = 0.005  # forced better than free by more than this share is a violation
 RANDOM_SCENARIOS = 10
@@ -135,21 +135,14 @@ def _run(label: str, built: Any, patterns: list[np.ndarray], time_limit_s: float
 
 
 def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from geodata.region import RegionSources, prepare_region
+    from geodata.region import prepare_region
     from service.plans.build import build
     from service.plans.scenario import Scenario, example
 
     shared = shared_dir()
     if shared is None:
         raise SystemExit("benchmarks.planner_exactness needs ../shared (or BRANCHNET_SHARED_DIR) for Rutland")
-    data = shared / "data" / "rutland"
-    sources = RegionSources(
-        osm=str(data / "rutland-latest.osm.pbf"),
-        population=str(data / "rutland_lsoa21_boundaries.geojson"),
-        population_table=str(data / "rutland_lsoa21_population.csv"),
-        branches=str(data / "rutland_libraries.geojson"),
-        settlements=str(data / "geonames_cities500_rutland_bbox.csv"),
-    )
+    sources = rutland_sources(shared)
     with tempfile.TemporaryDirectory() as tmp:
         region = prepare_region("rutland", sources, cache_dir=Path(tmp) / "cache")
     network = example("rutland_network")
@@ -171,17 +164,12 @@ def _rutland(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _demo(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from geodata.region import RegionSources, prepare_region
-    from geodata.synthetic import generate_region, write_region
+    from geodata.region import prepare_region
     from service.plans.build import build
     from service.plans.scenario import Scenario, example
 
     with tempfile.TemporaryDirectory() as tmp:
-        files = write_region(generate_region("demo", seed=42), Path(tmp) / "demo")
-        sources = RegionSources(osm=str(files["osm"]), population=str(files["areas"]),
-                                branches=str(files["branches"]), settlements=str(files["settlements"]),
-                                area_field="area_id", group_field="municipality", id_field="branch_id")  # fmt: skip
-        region = prepare_region("synthetic-demo-42", sources, cache_dir=Path(tmp) / "cache")
+        region = prepare_region("synthetic-demo-42", demo_sources(Path(tmp) / "demo"), cache_dir=Path(tmp) / "cache")
     network = example("demo_network")
     rng = np.random.default_rng(42)
     # the demo region is sparser than Rutland: targets a little lower, so the random scenario admits plans

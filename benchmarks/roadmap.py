@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from benchmarks._common import REPO, emit, shared_dir, verdict
+from benchmarks._common import REPO, demo_sources, emit, rutland_sources, shared_dir, verdict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, default=REPO / "examples" / "rutland_network.yaml")
     parser.add_argument("--no-demo", action="store_true", help="skip the synthetic demo region's roadmap")
     args = parser.parse_args(argv)
-    from geodata.region import RegionSources, prepare_region
+    from geodata.region import prepare_region
     from service.config import Settings
     from service.plans.pipeline import run_plan
     from service.plans.scenario import Scenario
@@ -39,14 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     shared = shared_dir()
     if shared is None:
         raise SystemExit("benchmarks.roadmap needs ../shared (or BRANCHNET_SHARED_DIR) for the Rutland files")
-    data = shared / "data" / "rutland"
-    sources = RegionSources(
-        osm=str(data / "rutland-latest.osm.pbf"),
-        population=str(data / "rutland_lsoa21_boundaries.geojson"),
-        population_table=str(data / "rutland_lsoa21_population.csv"),
-        branches=str(data / "rutland_libraries.geojson"),
-        settlements=str(data / "geonames_cities500_rutland_bbox.csv"),
-    )
+    sources = rutland_sources(shared)
     leaflet = Settings().leaflet_dir
     print("roadmap benchmark: Rutland 2025-2035, warm")
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -81,19 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def demo(leaflet: Path) -> bool:
     """The demo region's roadmap: its time, gap and the worst zone loss of any year (target <= 5 pp)."""
-    from geodata.region import RegionSources, prepare_region
-    from geodata.synthetic import generate_region, write_region
+    from geodata.region import prepare_region
     from service.plans.pipeline import run_plan
     from service.plans.scenario import Scenario
 
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         base = Path(tmp)
-        files = write_region(generate_region("demo", seed=42), base / "demo")
-        sources = RegionSources(osm=str(files["osm"]), population=str(files["areas"]), branches=str(files["branches"]),
-                                settlements=str(files["settlements"]), area_field="area_id", group_field="municipality",
-                                id_field="branch_id")  # fmt: skip
-        region = prepare_region("synthetic-demo-42", sources, cache_dir=base / "cache")
+        region = prepare_region("synthetic-demo-42", demo_sources(base / "demo"), cache_dir=base / "cache")
         t0 = time.perf_counter()
         run_plan(region, Scenario.from_file(REPO / "examples" / "demo_roadmap.yaml"), base / "out", leaflet_dir=leaflet)
         seconds = time.perf_counter() - t0

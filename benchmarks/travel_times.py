@@ -30,7 +30,7 @@ import numpy as np
 from scipy.sparse.csgraph import dijkstra
 
 from benchmarks import valhalla
-from benchmarks._common import REPO, emit, shared_dir, verdict
+from benchmarks._common import REPO, demo_sources, emit, rutland_sources, shared_dir, verdict
 from geodata.region import RegionData
 
 MINUTES = (5, 10, 15, 20)
@@ -63,7 +63,8 @@ def route_classes(region: RegionData, nearest: np.ndarray) -> list[str]:
     _, pred = dijkstra(csr, indices=branch_pos, return_predecessors=True)
     out = []
     for i, node in enumerate(region.demand["node"].tolist()):
-        j, at, share = int(nearest[i]), index[node], {}
+        j, at = int(nearest[i]), index[node]
+        share: dict[str, float] = {}
         while pred[j, at] >= 0:
             nxt = int(pred[j, at])
             t, hwy = best[(at, nxt)]
@@ -151,38 +152,28 @@ def _subset(region: RegionData, keep: np.ndarray) -> RegionData:
 
 
 def rutland(cache: Path) -> tuple[RegionData, Path] | None:
-    from geodata.region import RegionSources, prepare_region
+    from geodata.region import prepare_region
 
     shared = shared_dir()
     if shared is None:
         print("  rutland: skipped, ../shared is absent")
         return None
-    data = shared / "data" / "rutland"
-    pbf = data / "rutland-latest.osm.pbf"
-    sources = RegionSources(
-        osm=str(pbf),
-        population=str(data / "rutland_lsoa21_boundaries.geojson"),
-        population_table=str(data / "rutland_lsoa21_population.csv"),
-        branches=str(data / "rutland_libraries.geojson"),
-    )
-    return prepare_region("rutland", sources, cache_dir=cache), pbf
+    sources = rutland_sources(shared)
+    return prepare_region("rutland", sources, cache_dir=cache), Path(sources.osm)
 
 
 def demo(cache: Path, out: Path) -> tuple[RegionData, Path]:
     """The synthetic demo region (seed 42), with its OSM XML converted to PBF for Valhalla."""
     import osmium
 
-    from geodata.region import RegionSources, prepare_region
-    from geodata.synthetic import generate_region, write_region
+    from geodata.region import prepare_region
 
-    files = write_region(generate_region("demo", seed=42), out / "demo")
+    sources = demo_sources(out / "demo")
     pbf = out / "demo.osm.pbf"
     if not pbf.exists():
         with osmium.SimpleWriter(str(pbf)) as writer:
-            for obj in osmium.FileProcessor(str(files["osm"])):
+            for obj in osmium.FileProcessor(sources.osm):
                 writer.add(obj)
-    sources = RegionSources(osm=str(files["osm"]), population=str(files["areas"]), branches=str(files["branches"]),
-                            area_field="area_id", group_field="municipality", id_field="branch_id")  # fmt: skip
     return prepare_region("synthetic-demo-42", sources, cache_dir=cache), pbf
 
 

@@ -120,12 +120,13 @@ def roadmap_document(b: Built, rules: RoadmapRules, road: RoadmapResult, attribu
     visits_today = expected_visits(p, today(p), p.visits)
     previous: dict[str, str] = {bid: "keep" for bid in p.branch_ids}
     prev_vehicles, prev_stops = 0, 0
+    built = replace(b, problem=p)
     for t, year in enumerate(road.years):
         r = year.config.result
         assert r is not None
-        decisions = branch_decisions(replace(b, problem=p), r)
-        k = kpis(p, r.decision, stop_served=r.stop_served)[t]
-        c = r.costs  # on the roadmap problem (one slice a year, no annualised closures), routed bookmobile
+        decisions = branch_decisions(built, r)
+        # the solve evaluated its plan on the roadmap's population (one slice a year), routed bookmobile included
+        k, c = r.kpis[t], r.costs
         v = expected_visits(p, r.decision, p.visits, stop_served=r.stop_served)
         lost = closure_account(p, visits_today, v, t)
         routes = r.timetable.route_days if r.timetable is not None else ()
