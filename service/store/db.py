@@ -69,6 +69,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: None: the key never expires; else it stops authenticating at this moment.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
 
 
@@ -127,6 +129,9 @@ class Run(Base):
     #: SHA-256 of every input of the run (scenario, region sources, solver settings, versions), and its parts.
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: A ``running`` run belongs to its worker until this moment; the worker's heartbeat moves it forward, and an
+    #: expired lease is what makes a run lost (so several servers can share one database).
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Batch(Base):
@@ -141,6 +146,22 @@ class Batch(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Who (key, organisation, role) did what (``action``) to which resource, when, and with what outcome."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, index=True)
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    org_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 def make_engine(url: str) -> Engine:
