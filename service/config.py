@@ -33,9 +33,28 @@ class Settings(BaseSettings):
     dask_scheduler: str | None = Field(default=None, description="Dask scheduler address; runs go there when set.")
     run_workers: int = Field(default=1, ge=1, le=64, description="Concurrent runs on the local process pool.")
     run_max_attempts: int = Field(default=2, ge=1, le=10, description="Attempts of a run whose worker was lost.")
+    run_lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="A running run's lease: its worker renews it every third of this; a run whose lease expires "
+        "is lost and queued again by any server on the database.",
+    )
     max_upload_mb: float = Field(default=200.0, gt=0, description="Largest accepted upload, per file.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS (JSON list).")
     log_json: bool = Field(default=True, description="Structured (JSON) logs from the server.")
+    rate_limit_per_s: float = Field(
+        default=50.0,
+        ge=0,
+        description="Requests per second each API key (or, without a valid key, each client address) may make on "
+        "average, in this process; 0 turns the rate limit off.",
+    )
+    rate_limit_burst: int = Field(default=200, ge=1, description="Requests a key may make at once above that rate.")
+    behind_https: bool = Field(
+        default=False,
+        description="Clients reach the service over https (directly or through a proxy): send "
+        "Strict-Transport-Security.",
+    )
 
     @property
     def regions_dir(self) -> Path:

@@ -10,14 +10,22 @@ background dispatcher thread polls for queued runs (so they survive restarts) an
 Both run :func:`service.runs.worker.execute_run` (one run, end to end, with the one pipeline).
 
 Cancelling a queued run is immediate; a running one is marked ``cancelled`` and its process terminated (local) or
-its task cancelled and aborted cooperatively (Dask). A run whose worker disappears (process killed, server
-crashed: every run still ``running`` when an executor starts is considered lost) is queued again while
-``attempts < settings.run_max_attempts``, else failed with ``worker lost (attempt N of M): ...``. Nothing is
-silently lost. A graceful stop of the server terminates its workers and queues their runs again (the attempt
-still counts, so ``attempts`` is the number of times a run was started).
+its task cancelled and aborted cooperatively (Dask); on another server, its worker's heartbeat notices and aborts.
 
-One executor per database: run one server process (``branchnet serve``), or the recovery of one process would
-take the runs of another for lost. With Dask, the data folder must be the same path on every worker.
+**Several servers, one database.** Runs are leased (:mod:`service.runs.worker`). A dispatcher claims queued runs
+atomically (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite, whose writers take turns, a
+compare-and-set on status and attempts), marks them ``running`` with a lease, and hands each to a worker that
+renews the lease while it works. A run is lost only when its lease expires (or its own server sees its worker
+die): every dispatcher looks for expired leases at start and then every few seconds, and the first to see one
+applies the lost-worker rule with a compare-and-set, so no run is taken twice. Any number of ``branchnet serve``
+processes (and the nightly batch, whose runs are its own) can therefore share one database. A worker process
+dies with its server, so a killed server's runs are run again elsewhere once their leases expire.
+
+The lost-worker rule: a run whose worker disappeared is queued again while ``attempts <
+settings.run_max_attempts``, else failed with ``worker lost (attempt N of M): ...``. Nothing is silently lost. A
+graceful stop of the server terminates its workers and queues their runs again (the attempt still counts, so
+``attempts`` is the number of times a run was started). With Dask, the data folder must be the same path on
+every worker. Servers' clocks must agree to well within a lease (``settings.run_lease_s``, 60 s by default).
 
 The executors need only a :class:`Host` (settings, sessions, files): the API's ``Services`` is one, and this
 package never imports the API.
@@ -31,16 +39,15 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.runs.worker import LOST, execute_run, process_main, remove_partial
+from service.runs.worker import LOST, execute_run, lease_until, process_main, remove_partial, rowcount, worker_id
 from service.store.db import Run, now, session_scope
 from service.store.files import FileStore
 
@@ -99,7 +106,7 @@ def describe_exit(code: int | None) -> str:
 @dataclass
 class _Job:
     handle: Any  # a multiprocessing Process or a distributed Future
-    attempts: int  # the run's attempts when it was started
+    attempt: int  # the attempt this server claimed for it
     cancelled_at: float | None = None
 
 
@@ -111,8 +118,10 @@ class _BaseExecutor:
         self.settings = svc.settings
         self.sessions: sessionmaker[Session] = svc.sessions
         self.jobs: dict[str, _Job] = {}
-        self.start_failures: Counter[str] = Counter()
+        self.unsettled: list[tuple[str, _Job, str | None]] = []  # ended workers not yet recorded (database away)
         self.lock = threading.Lock()
+        self.server_id = worker_id()
+        self._next_expiry = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -137,33 +146,50 @@ class _BaseExecutor:
         self._wake.set()
 
     def recover(self) -> list[str]:
-        """At start: every run still ``running`` lost its worker (none runs yet); apply the lost-worker rule."""
+        """Apply the lost-worker rule to every ``running`` API run whose lease has expired (or that has none: a
+        run of a server from before leases); return their ids. Runs at start and every quarter of a lease."""
+        stamp = now()
+        expired = (Run.status == "running") & (Run.trigger == "api")
+        expired &= or_(Run.lease_expires_at.is_(None), Run.lease_expires_at < stamp)
+        with self.lock:
+            busy = set(self.jobs)  # our own workers are watched directly
+        ids: list[str] = []
         with session_scope(self.sessions) as s:
-            lost = list(s.scalars(select(Run).where(Run.status == "running", Run.trigger == "api")))
-            for run in lost:
-                self.lost(s, run, LOST)
-            ids = [r.id for r in lost]
+            query = select(Run.id, Run.org_id, Run.attempts).where(expired).with_for_update(skip_locked=True)
+            for run_id, org_id, attempts in s.execute(query).all():
+                if run_id not in busy and self.lost(s, run_id, org_id, attempts, LOST):
+                    ids.append(run_id)
         if ids:
             log.warning("recovered runs", extra={"fields": {"runs": ids}})
         return ids
 
-    def lost(self, s: Session, run: Run, cause: str, attempts: int | None = None) -> None:
-        """The rule for a run whose worker disappeared: queue it again, or fail it after the last attempt."""
-        n, m = max(run.attempts, attempts or 0), self.settings.run_max_attempts
-        run.attempts, run.worker, run.progress = n, None, 0.0
-        if n < m:
-            run.status, run.stage, run.started_at = "queued", "queued again", None
-            run.error = f"attempt {n} of {m} lost ({cause}); queued again"
+    def lost(self, s: Session, run_id: str, org_id: str, attempts: int, cause: str) -> bool:
+        """The rule for a run whose worker disappeared during ``attempts``: queue it again, or fail it after the
+        last attempt. A compare-and-set: it does nothing (False) when the run is no longer running that attempt."""
+        m = self.settings.run_max_attempts
+        values: dict[str, Any] = {"worker": None, "progress": 0.0, "lease_expires_at": None}
+        if attempts < m:
+            values.update(status="queued", stage="queued again", started_at=None,
+                          error=f"attempt {attempts} of {m} lost ({cause}); queued again")  # fmt: skip
         else:
-            run.status, run.stage, run.finished_at = "failed", "failed", now()
-            run.error = f"worker lost (attempt {n} of {m}): {cause}"
-        remove_partial(self.svc.files.run_dir(run.org_id, run.id))
-        log.warning("worker lost", extra={"fields": {"run": run.id, "status": run.status, "reason": run.error}})
+            values.update(status="failed", stage="failed", finished_at=now(),
+                          error=f"worker lost (attempt {attempts} of {m}): {cause}")  # fmt: skip
+        mine = (Run.id == run_id) & (Run.status == "running") & (Run.attempts == attempts)
+        if not rowcount(s.execute(update(Run).where(mine).values(**values))):
+            return False
+        remove_partial(self.svc.files.run_dir(org_id, run_id))
+        log.warning("worker lost", extra={"fields": {"run": run_id, "status": values["status"],
+                                                     "reason": values["error"]}})  # fmt: skip
+        return True
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
                 self._reap()
+                self._settle()
+                if time.monotonic() >= self._next_expiry:
+                    self._next_expiry = time.monotonic() + self.settings.run_lease_s / 4
+                    self.recover()
                 if not self._stopping.is_set():
                     self._dispatch()
             except Exception:
@@ -176,68 +202,93 @@ class _BaseExecutor:
     def _capacity(self) -> int:
         raise NotImplementedError
 
-    def _launch(self, run_id: str) -> Any:
+    def _launch(self, run_id: str, attempt: int) -> Any:
         raise NotImplementedError
+
+    def claim(self, n: int) -> list[tuple[str, int]]:
+        """Atomically claim up to ``n`` queued API runs for this server: (run id, attempt) of each claimed."""
+        with self.lock:
+            busy = set(self.jobs)
+        query = select(Run.id, Run.attempts).where(Run.status == "queued", Run.trigger == "api")
+        if busy:
+            query = query.where(Run.id.notin_(busy))
+        query = query.order_by(Run.created_at, Run.id).limit(n).with_for_update(skip_locked=True)
+        claimed: list[tuple[str, int]] = []
+        with session_scope(self.sessions) as s:
+            for run_id, attempts in s.execute(query).all():
+                values = {"status": "running", "attempts": attempts + 1, "started_at": now(), "finished_at": None,
+                          "worker": self.server_id, "stage": "starting", "progress": 0.0,
+                          "lease_expires_at": lease_until(self.settings.run_lease_s)}  # fmt: skip
+                queued = (Run.id == run_id) & (Run.status == "queued") & (Run.attempts == attempts)
+                if rowcount(s.execute(update(Run).where(queued).values(**values))):
+                    claimed.append((run_id, attempts + 1))
+        return claimed
 
     def _dispatch(self) -> None:
         with self.lock:
-            free, busy = self._capacity() - len(self.jobs), set(self.jobs)
-        if free <= 0:
+            free = self._capacity() - len(self.jobs)
+        if free <= 0 or self._stopping.is_set():
             return
-        with self.sessions() as s:
-            rows = s.execute(
-                select(Run.id, Run.attempts).where(Run.status == "queued", Run.trigger == "api")
-                .order_by(Run.created_at, Run.id).limit(free + len(busy))
-            ).all()  # fmt: skip
-        for run_id, attempts in [r for r in rows if r[0] not in busy][:free]:
+        for run_id, attempt in self.claim(free):
             with self.lock:
-                if self._stopping.is_set():
-                    return
-                self.jobs[run_id] = _Job(self._launch(run_id), attempts)
+                try:
+                    handle = self._launch(run_id, attempt)
+                except Exception as exc:
+                    log.exception("could not start a worker", extra={"fields": {"run": run_id}})
+                    self.unsettled.append((run_id, _Job(None, attempt), f"the worker could not start ({exc})"))
+                    continue
+                self.jobs[run_id] = _Job(handle, attempt)
             log.info("run dispatched", extra={"fields": {"run": run_id, "executor": type(self).__name__}})
 
-    def _args(self, run_id: str) -> tuple[Any, ...]:
+    def _args(self, run_id: str, attempt: int) -> tuple[Any, ...]:
         st = self.settings
-        return (run_id, st.db_url, str(st.data_dir.resolve()), str(st.leaflet_dir), st.workers, st.run_max_attempts)
+        return (run_id, st.db_url, str(st.data_dir.resolve()), str(st.leaflet_dir), st.workers, st.run_max_attempts,
+                attempt, st.run_lease_s)  # fmt: skip
 
     def _finished(self, run_id: str, job: _Job, cause: str | None) -> None:
-        """A worker ended; ``cause`` says why when it did not end normally. Apply the lost rule if needed."""
-        with session_scope(self.sessions) as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                return
-            m = self.settings.run_max_attempts
-            if run.status == "running":
-                why = f"{cause} during the run" if cause else "the worker ended without finishing the run"
-                self.lost(s, run, why, attempts=job.attempts + 1)
-            elif run.status == "queued" and cause is not None:  # it died before it could start the run
-                self.start_failures[run_id] += 1
-                k = self.start_failures[run_id]
-                if k >= m:
-                    run.status, run.stage, run.finished_at = "failed", "failed", now()
-                    run.error = f"worker lost: {cause} before starting the run ({k} of {m} tries)"
-                    log.warning("worker lost", extra={"fields": {"run": run.id, "reason": run.error}})
-            if run.status != "queued":
-                self.start_failures.pop(run_id, None)
-            if run.status != "succeeded":
-                remove_partial(self.svc.files.run_dir(run.org_id, run.id))
+        """A worker ended; ``cause`` says why when it did not end normally. Apply the lost rule if it left the
+        attempt it was given still running. Recorded later when the database is away (:meth:`_settle`)."""
+        try:
+            with session_scope(self.sessions) as s:
+                run = s.get(Run, run_id)
+                if run is None or run.attempts != job.attempt:
+                    return  # gone, or taken over after an expired lease: not ours any more
+                if run.status == "running":
+                    why = f"{cause} during the run" if cause else "the worker ended without finishing the run"
+                    self.lost(s, run_id, run.org_id, job.attempt, why)
+                elif run.status != "succeeded":
+                    remove_partial(self.svc.files.run_dir(run.org_id, run.id))
+        except Exception:
+            log.warning("could not record an ended worker; will retry", extra={"fields": {"run": run_id}})
+            with self.lock:
+                self.unsettled.append((run_id, job, cause))
+
+    def _settle(self) -> None:
+        """Record the workers that ended while the database was away."""
+        with self.lock:
+            pending, self.unsettled = self.unsettled, []
+        for run_id, job, cause in pending:
+            self._finished(run_id, job, cause)
 
     def _reap(self) -> None:
         raise NotImplementedError
 
-    def _requeue_interrupted(self, run_ids: list[str]) -> None:
+    def _requeue_interrupted(self, jobs: dict[str, _Job]) -> None:
         """At a graceful stop: runs we were executing go back to the queue (the server stopped, not the run)."""
-        if not run_ids:
+        if not jobs:
             return
         try:
             with session_scope(self.sessions) as s:
-                for run in s.scalars(select(Run).where(Run.id.in_(run_ids), Run.status == "running")):
-                    run.status, run.stage, run.worker, run.progress = "queued", "queued again", None, 0.0
-                    run.started_at = None
-                    run.error = f"attempt {run.attempts} interrupted (the server stopped); queued again"
-                    remove_partial(self.svc.files.run_dir(run.org_id, run.id))
-        except Exception:  # the database is gone: the next start recovers these runs as lost
-            log.exception("could not re-queue interrupted runs", extra={"fields": {"runs": run_ids}})
+                for run_id, job in jobs.items():
+                    mine = (Run.id == run_id) & (Run.status == "running") & (Run.attempts == job.attempt)
+                    why = f"attempt {job.attempt} interrupted (the server stopped); queued again"
+                    values = {"status": "queued", "stage": "queued again", "worker": None, "progress": 0.0,
+                              "started_at": None, "lease_expires_at": None, "error": why}  # fmt: skip
+                    org_id = s.scalar(select(Run.org_id).where(mine))
+                    if org_id is not None and rowcount(s.execute(update(Run).where(mine).values(**values))):
+                        remove_partial(self.svc.files.run_dir(org_id, run_id))
+        except Exception:  # the database is gone: the leases expire and another start recovers these runs
+            log.exception("could not re-queue interrupted runs", extra={"fields": {"runs": list(jobs)}})
 
     # -- metrics
 
@@ -268,8 +319,8 @@ class LocalExecutor(_BaseExecutor):
     def _capacity(self) -> int:
         return self.settings.run_workers
 
-    def _launch(self, run_id: str) -> BaseProcess:
-        proc = self._ctx.Process(target=self._target, args=self._args(run_id), name=f"branchnet-run-{run_id}")
+    def _launch(self, run_id: str, attempt: int) -> BaseProcess:
+        proc = self._ctx.Process(target=self._target, args=self._args(run_id, attempt), name=f"branchnet-run-{run_id}")
         proc.start()
         return proc
 
@@ -317,7 +368,7 @@ class LocalExecutor(_BaseExecutor):
             if job.handle.is_alive():
                 job.handle.kill()
                 job.handle.join(KILL_AFTER_S)
-        self._requeue_interrupted(list(jobs))
+        self._requeue_interrupted(jobs)
 
 
 class DaskExecutor(_BaseExecutor):
@@ -341,9 +392,9 @@ class DaskExecutor(_BaseExecutor):
             threads = 1
         return max(1, 2 * threads)
 
-    def _launch(self, run_id: str) -> Any:
-        return self.client.submit(execute_run, *self._args(run_id), pure=False, key=f"branchnet-run-{run_id}-"
-                                  f"{time.time_ns()}")  # fmt: skip
+    def _launch(self, run_id: str, attempt: int) -> Any:
+        return self.client.submit(execute_run, *self._args(run_id, attempt), pure=False,
+                                  key=f"branchnet-run-{run_id}-{attempt}-{time.time_ns()}")  # fmt: skip
 
     def cancel(self, run_id: str) -> None:
         with self.lock:
@@ -378,7 +429,7 @@ class DaskExecutor(_BaseExecutor):
         for job in jobs.values():
             with contextlib.suppress(Exception):
                 job.handle.cancel()
-        self._requeue_interrupted(list(jobs))  # a task still running aborts at its next progress report
+        self._requeue_interrupted(jobs)  # a task still running aborts at its next progress report
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close(timeout=10)

@@ -335,9 +335,11 @@ def test_server_and_worker_killed_then_restarted(
     make_app: AppFactory, data_dir: Path, toy_region: RegionData, tmp_path: Path
 ) -> None:
     """The server process dies (SIGKILL) with its worker mid-run; a new server on the same data folder fails the
-    lost run with its reason (one attempt allowed), runs the queued one, and everything else is intact."""
+    lost run with its reason (one attempt allowed) once its lease has expired, runs the queued one, and everything
+    else is intact."""
     settings = {"BRANCHNET_DATA_DIR": str(data_dir), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
-                "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1", "BRANCHNET_RUN_MAX_ATTEMPTS": "1"}  # fmt: skip
+                "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1", "BRANCHNET_RUN_MAX_ATTEMPTS": "1",
+                "BRANCHNET_RUN_LEASE_S": "3"}  # fmt: skip
     # the database and file store, prepared by a first app (never started)
     from service.api.app import create_app
     from service.config import Settings
@@ -358,8 +360,8 @@ def test_server_and_worker_killed_then_restarted(
         first.close()
     assert row(services, lost).status == "running"  # nobody was left to notice
 
-    client, services = make_app(run_workers=1, workers=1, run_max_attempts=1)
-    failed = client.get(f"{API}/runs/{lost}", headers=keys.headers("a", "viewer")).json()
+    client, services = make_app(run_workers=1, workers=1, run_max_attempts=1, run_lease_s=3)
+    failed = wait(client, keys, lost, finished, timeout=30)  # once its lease (3 s) has expired
     assert failed["status"] == "failed" and failed["attempts"] == 1 and failed["finished_at"]
     assert failed["error"] == "worker lost (attempt 1 of 1): the server or worker stopped during the run"
     assert not list(services.files.run_dir(keys.org_id("a"), lost).parent.glob(f".{lost}.*"))
