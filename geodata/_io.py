@@ -1,27 +1,57 @@
-"""Reading tabular and spatial input files with errors that name the file and field."""
+"""Reading tabular and spatial input files with errors that name the file and field.
+
+Text must be UTF-8: a file in another encoding is refused naming the line and the byte (guessing an encoding would
+garble names silently). An invalid polygon whose repair (:func:`shapely.make_valid`) keeps its area is repaired
+with a :class:`~geodata.errors.DataRepairWarning` naming the features; one whose repair would change its area
+(a bow-tie, a ring crossing itself) is refused naming the feature and the reason, since its meaning is unclear.
+"""
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
+import shapely
 
-from geodata.errors import InputFileError, MissingCRSError, MissingFieldError
+from geodata.errors import DataRepairWarning, InputFileError, InvalidValueError, MissingCRSError, MissingFieldError
+
+#: Largest relative change of a polygon's area that :func:`shapely.make_valid` may make for the repair to be taken.
+REPAIR_AREA_TOLERANCE = 0.01
 
 SPATIAL_SUFFIXES = frozenset({".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"})
 LON_NAMES = ("lon", "lng", "long", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
 
 
+def decode_text(data: bytes, path: Path) -> str:
+    """``data`` as UTF-8 text (a BOM is dropped); :class:`InputFileError` naming the line and byte otherwise."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        hint = " (it looks like Latin-1 or Windows-1252 text)" if 0x80 <= byte <= 0xFF else ""
+        raise InputFileError(
+            f"{path}: line {line}: byte 0x{byte:02x} is not UTF-8{hint}; save the file as UTF-8 (in Excel: 'CSV UTF-8')"
+        ) from None
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV file (UTF-8, with or without BOM)."""
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputFileError(f"{path}: the file is empty ({len(data)} bytes)")
+    text = decode_text(data, path)
     try:
-        df = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputFileError(f"{path}: not a readable CSV file ({exc})") from exc
     if df.empty:
         raise InputFileError(f"{path}: the table has no rows")
@@ -33,6 +63,8 @@ def read_spatial(path: Path) -> gpd.GeoDataFrame:
     """Read a spatial vector file, insisting on a CRS."""
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: the file is empty (0 bytes)")
     try:
         gdf = gpd.read_parquet(path) if path.suffix == ".parquet" else gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable data
@@ -47,7 +79,46 @@ def read_spatial(path: Path) -> gpd.GeoDataFrame:
     if gdf.geometry.isna().any() or gdf.geometry.is_empty.any():
         bad = int((gdf.geometry.isna() | gdf.geometry.is_empty).sum())
         raise InputFileError(f"{path}: {bad} feature(s) have no geometry (field 'geometry')")
-    return gdf
+    return _valid_polygons(gdf, path)
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """The polygonal part of a repaired geometry (``make_valid`` may add collapsed lines or points)."""
+    if shapely.get_type_id(geom) in (3, 6):
+        return geom
+    parts = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in (3, 6)]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _valid_polygons(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """Repair invalid polygons whose repair keeps their area (with a warning); refuse the others."""
+    polygonal = gdf.geom_type.isin(("Polygon", "MultiPolygon")).to_numpy()
+    invalid = polygonal & ~gdf.geometry.is_valid.to_numpy()
+    if not invalid.any():
+        return gdf
+    rows = np.flatnonzero(invalid)
+    before = np.asarray(gdf.geometry.values[rows])
+    after = np.array([_polygonal(g) for g in shapely.make_valid(before)], dtype=object)
+    area0, area1 = shapely.area(before), shapely.area(after)
+    refused = shapely.is_empty(after) | (np.abs(area1 - area0) > REPAIR_AREA_TOLERANCE * area1)
+    reasons = [shapely.is_valid_reason(g) for g in before]
+    if refused.any():
+        shown = "; ".join(f"feature {rows[k] + 1}: {reasons[k]}" for k in np.flatnonzero(refused)[:5])
+        raise InvalidValueError(
+            f"{path}: {int(refused.sum())} polygon(s) are invalid and cannot be repaired without changing their "
+            f"area ({shown}) (field 'geometry'); fix them in a GIS (QGIS: Vector > Geometry Tools > Check Validity)"
+        )
+    geometry = np.asarray(gdf.geometry.values).copy()
+    geometry[rows] = after
+    out = gdf.set_geometry(gpd.GeoSeries(geometry, index=gdf.index, crs=gdf.crs))
+    shown = ", ".join(f"feature {r + 1} ({why})" for r, why in zip(rows[:5], reasons, strict=False))
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    warnings.warn(
+        f"{path}: {len(rows)} invalid polygon(s) repaired without changing their area: {shown}{more}",
+        DataRepairWarning,
+        stacklevel=3,
+    )
+    return out
 
 
 def find_column(columns: Iterable[str], candidates: Iterable[str]) -> str | None:

@@ -23,6 +23,8 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 ID_FIELDS = ("branch_id", "library_id", "Library name", "library", "name", "id")
 _RANGE = re.compile(r"^\s*(\d{1,2})[:.](\d{2})\s*[-–]\s*(\d{1,2})[:.](\d{2})\s*$")
 _TRUE = frozenset({"true", "yes", "y", "1", "t"})
+#: Longest branch id or name: longer text is a misread column (a whole address list, a pasted document).
+MAX_TEXT_CHARS = 200
 _FALSE = frozenset({"false", "no", "n", "0", "f", ""})
 
 
@@ -135,7 +137,16 @@ def load_branches(
         rows = ", ".join(str(i + 1) for i in dup.index)
         raise DuplicateIdError(f"{path}: branch id {dup.iloc[0]!r} in field {col!r} repeats (features {rows})")
     name_col = find_column(gdf.columns, ("Library name", "name")) or col
-    out = pd.DataFrame({"branch_id": ids.to_numpy(), "name": gdf[name_col].astype(str).to_numpy()})
+    names = gdf[name_col].astype(str)
+    for field, values in ((col, ids), (name_col, names)):
+        too_long = values.str.len() > MAX_TEXT_CHARS
+        if too_long.any():
+            i = int(too_long.to_numpy().nonzero()[0][0])
+            raise InvalidValueError(
+                f"{path}: feature {i + 1}: field {field!r} is {len(values.iloc[i]):,} characters long; at most "
+                f"{MAX_TEXT_CHARS} (is the right column named?)"
+            )
+    out = pd.DataFrame({"branch_id": ids.to_numpy(), "name": names.to_numpy()})
     hours = np.zeros((len(gdf), len(WEEKDAYS)))
     have_hours = False
     for j, day in enumerate(WEEKDAYS):

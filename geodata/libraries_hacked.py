@@ -6,13 +6,23 @@ iCalendar RRULE (``FREQ=WEEKLY;INTERVAL=2``, ``FREQ=MONTHLY;BYDAY=1TH``) and ``s
 (``mobile``, ``route``) pair is one route-day: a day's trip on a fixed weekday, repeated at its frequency.
 
 The reader keeps every row (no row is dropped), parses the fields the planner needs and names the file, row and
-field of every bad value. The writers produce the same CSV schema, one iCalendar (``.ics``) file per vehicle and
-the route-days as GeoJSON LineStrings. Rows are numbered as in a spreadsheet: the header is row 1.
+field of every bad value. Published timetables that are inconsistent but readable are repaired, each repair with a
+:class:`~geodata.errors.DataRepairWarning` naming the rows (``repair=False`` refuses them instead):
+
+- one route name on several weekdays becomes one route-day per weekday, ``"Route 3 (Tuesday)"`` and
+  ``"Route 3 (Thursday)"`` (a route-day is one day's trip);
+- an arrival after its departure (``13:30`` to ``13:00``) is read with the two swapped;
+- a start date on another weekday than the row's day is read as the first such weekday on or after it (the week
+  of that first visit sets the route-day's phase).
+
+The writers produce the same CSV schema, one iCalendar (``.ics``) file per vehicle and the route-days as GeoJSON
+LineStrings. Rows are numbered as in a spreadsheet: the header is row 1.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -22,10 +32,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from geodata._io import decode_text
 from geodata.errors import DataRepairWarning, InputFileError, InvalidValueError, MissingFieldError
 
 COLUMNS = (
@@ -189,6 +200,8 @@ class StopTimetable:
         the week of its start date modulo its interval, for ``BYDAY=nXX`` monthly rules ``n - 1``.
     reference
         The Monday on or before the earliest start date (:data:`DEFAULT_REFERENCE` when none is given).
+    repairs
+        What was repaired while reading, one message per repair naming its rows (also warned).
     """
 
     source: str
@@ -204,6 +217,7 @@ class StopTimetable:
     weekday: np.ndarray
     phase: np.ndarray
     reference: date
+    repairs: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -235,35 +249,37 @@ class _Problems:
         raise kind(f"{self.source}: {len(self.items)} bad value(s): {shown}{more}")
 
 
-ReversedTimes = Literal["error", "swap"]
-
-
-def read_timetable(path: str | Path, *, reversed_times: ReversedTimes = "error") -> StopTimetable:
+def read_timetable(path: str | Path, *, repair: bool = True) -> StopTimetable:
     """Read and validate a mobile-library-stops CSV.
 
-    ``reversed_times="swap"`` reads a row whose arrival is after its departure as if the two were swapped, with a
-    :class:`~geodata.errors.DataRepairWarning` naming the row, instead of an error.
+    With ``repair`` (the default), an inconsistent but readable file is repaired as the module docstring says,
+    with a :class:`~geodata.errors.DataRepairWarning` naming the rows of each repair; ``repair=False`` refuses it.
 
     Raises
     ------
     InputFileError
-        The file is missing, unreadable or has no rows.
+        The file is missing, empty, not UTF-8, unreadable or has no rows.
     MissingFieldError
         A required column (:data:`REQUIRED`) is absent.
     InvalidValueError
         Any bad value, naming file, row and field: an unparseable RRULE, time, weekday or date, missing or
-        out-of-range coordinates, an arrival after the departure, or a (mobile, route) pair on two weekdays.
+        out-of-range coordinates, an end before the start; without ``repair`` also an arrival after the
+        departure, a (mobile, route) pair on two weekdays or a start date off the row's weekday.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputFileError(f"{path}: the file is empty ({len(data)} bytes); a mobile-library-stops file has a "
+                             f"header line ({', '.join(COLUMNS)}) and one row per stop visit")  # fmt: skip
+    text = decode_text(data, path)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            header = [str(c).strip() for c in (reader.fieldnames or [])]
-            raw = [list(r.values()) for r in reader]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(f"{path}: not a readable CSV file ({exc})") from exc
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [str(c).strip() for c in (reader.fieldnames or [])]
+        raw = [list(r.values()) for r in reader]
+    except csv.Error as exc:
+        raise InputFileError(f"{path}: line {reader.line_num}: not a readable CSV line ({exc})") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise MissingFieldError(
@@ -276,14 +292,31 @@ def read_timetable(path: str | Path, *, reversed_times: ReversedTimes = "error")
     for values in raw:
         record = dict(zip(header, values, strict=False))
         rows.append({c: ("" if record.get(c) is None else str(record.get(c)).strip()) for c in columns})
-    return timetable_from_rows(rows, source=str(path), reversed_times=reversed_times)
+    return timetable_from_rows(rows, source=str(path), repair=repair)
+
+
+def _lines(rows: Sequence[int]) -> str:
+    """Spreadsheet row numbers as ranges: ``rows 2-4, 7`` (``row 5`` for one)."""
+    nums = sorted(set(rows))
+    spans: list[str] = []
+    start = prev = nums[0]
+    for n in [*nums[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ("row " if len(nums) == 1 else "rows ") + ", ".join(spans)
 
 
 def timetable_from_rows(
-    rows: Sequence[Mapping[str, str]], *, source: str = "timetable", reversed_times: ReversedTimes = "error"
+    records: Sequence[Mapping[str, str]], *, source: str = "timetable", repair: bool = True
 ) -> StopTimetable:
-    """Parse and validate rows of the schema (text fields); see :func:`read_timetable` for the errors."""
+    """Parse and validate rows of the schema (text fields); see :func:`read_timetable` for repairs and errors."""
     problems = _Problems(source)
+    repairs: list[str] = []
+    rows = [dict(r) for r in records]  # a repair may rename a row's route
     n = len(rows)
     if n == 0:
         raise InputFileError(f"{source}: the table has no rows")
@@ -317,14 +350,11 @@ def timetable_from_rows(
                 problems.add(line, field, str(exc))
                 times_ok = False
         if times_ok and arrival[i] > departure[i]:
-            if reversed_times == "swap":
+            if repair:
                 arrival[i], departure[i] = departure[i], arrival[i]
-                warnings.warn(
-                    f"{source}: row {line}: arrival {row['arrival']} is after departure {row['departure']}; "
-                    "read as swapped",
-                    DataRepairWarning,
-                    stacklevel=3,
-                )
+                stop = f" (stop {row.get('stop')!r})" if row.get("stop") else ""
+                repairs.append(f"{source}: row {line}{stop}: arrival {row['arrival']} is after departure "
+                               f"{row['departure']}; read as swapped")  # fmt: skip
             else:
                 problems.add(line, "arrival", f"arrival {row['arrival']} is after departure {row['departure']}")
         try:
@@ -346,9 +376,27 @@ def timetable_from_rows(
             except ValueError:
                 problems.add(line, "start", f"{start_text!r} is not a date like 2024-01-31")
         starts.append(start)
+        end_text = row.get("end", "")
+        if end_text:
+            try:
+                end = date.fromisoformat(end_text[:10])
+            except ValueError:
+                problems.add(line, "end", f"{end_text!r} is not a date like 2024-12-31")
+            else:
+                if start is not None and end < start:
+                    problems.add(line, "end", f"{end_text} is before the start {start_text}")
+        for item in re.split(r"[,;\s]+", row.get("exceptions", "").strip()):
+            if item:
+                try:
+                    date.fromisoformat(item[:10])
+                except ValueError:
+                    problems.add(line, "exceptions", f"{item!r} is not a date like 2024-01-31")
         for field in ("mobile", "route"):
             if not row.get(field, ""):
                 problems.add(line, field, "empty; each stop belongs to a (mobile, route) pair")
+    problems.raise_any()
+
+    _split_route_days(rows, days, source, repair, repairs, problems)
     problems.raise_any()
 
     keys: dict[tuple[str, str], int] = {}
@@ -359,18 +407,15 @@ def timetable_from_rows(
     reference = min(known) - timedelta(days=min(known).weekday()) if known else DEFAULT_REFERENCE
     weekday = np.full(n_rd, -1, dtype=np.int64)
     phase = np.zeros(n_rd, dtype=np.int64)
-    first_row = [-1] * n_rd
+    for i, r in enumerate(route_day):
+        weekday[int(r)] = days[i]  # one weekday per route-day (split above)
+    off_day: dict[int, list[int]] = {}
     for i, r in enumerate(route_day):
         r = int(r)
-        if weekday[r] < 0:
-            weekday[r], first_row[r] = days[i], i
-        elif weekday[r] != days[i]:
-            problems.add(
-                i + 2, "day", f"{rows[i]['day']!r}, but route {rows[i]['route']!r} of mobile "
-                f"{rows[i]['mobile']!r} runs on {WEEKDAYS[weekday[r]]} in row {first_row[r] + 2}; "
-                "give each day's trip its own route name",
-            )  # fmt: skip
         start = starts[i]
+        if start is not None and start.weekday() != weekday[r]:
+            off_day.setdefault(r, []).append(i)
+            start = first_visit(start, int(weekday[r]))
         k = int(weeks[i])
         ordinal = rules[i].ordinal
         if ordinal is not None:
@@ -380,7 +425,19 @@ def timetable_from_rows(
         elif start is not None and start < firsts[r]:
             firsts[r] = start
             phase[r] = ((start - reference).days // 7) % k
+    names = tuple(keys)
+    for r, where in off_day.items():
+        first = starts[where[0]]
+        assert first is not None
+        day, rows_text = WEEKDAYS[int(weekday[r])], _lines([j + 2 for j in where])
+        core = f"start {first.isoformat()} is a {WEEKDAYS[first.weekday()]}, but route {names[r][1]!r} runs on {day}"
+        if repair:
+            repairs.append(f"{source}: {rows_text}: {core}; the first visit is read as the first {day} on or after it")
+        else:
+            problems.add(where[0] + 2, "start", f"{core} ({rows_text}); give a start date on a {day}")
     problems.raise_any()
+    for message in repairs:
+        warnings.warn(message, DataRepairWarning, stacklevel=3)
     return StopTimetable(
         source=source,
         rows=tuple(dict(r) for r in rows),
@@ -395,7 +452,48 @@ def timetable_from_rows(
         weekday=weekday,
         phase=phase,
         reference=reference,
+        repairs=tuple(repairs),
     )
+
+
+def _split_route_days(
+    rows: list[dict[str, str]],
+    days: np.ndarray,
+    source: str,
+    repair: bool,
+    repairs: list[str],
+    problems: _Problems,
+) -> None:
+    """Give each weekday of a (mobile, route) pair on several weekdays its own route name (in place), or refuse."""
+    by_pair: dict[tuple[str, str], dict[int, list[int]]] = {}
+    for i, row in enumerate(rows):
+        by_pair.setdefault((row["mobile"], row["route"]), {}).setdefault(int(days[i]), []).append(i)
+    for (mobile, route), per_day in by_pair.items():
+        if len(per_day) < 2:
+            continue
+        first_day, first_rows = next(iter(per_day.items()))
+        names = {d: f"{route} ({WEEKDAYS[d]})" for d in per_day}
+        taken = sorted(name for name in names.values() if (mobile, name) in by_pair)
+        if not repair or taken:
+            i = next(j for d, where in per_day.items() if d != first_day for j in where)
+            why = (f"; it cannot be split into one route per weekday since {taken[0]!r} is taken" if taken
+                   else "; give each day's trip its own route name")  # fmt: skip
+            problems.add(
+                i + 2, "day", f"{rows[i]['day']!r}, but route {route!r} of mobile {mobile!r} runs on "
+                f"{WEEKDAYS[first_day]} in row {first_rows[0] + 2}{why}",
+            )  # fmt: skip
+            continue
+        for d, where in per_day.items():
+            for i in where:
+                rows[i]["route"] = names[d]
+        shown = " and ".join(f"{WEEKDAYS[d]} ({_lines([i + 2 for i in where])})" for d, where in per_day.items())
+        repairs.append(f"{source}: route {route!r} of mobile {mobile!r} runs on {shown}; read as one route-day per "
+                       f"weekday: {', '.join(repr(x) for x in names.values())}")  # fmt: skip
+
+
+def first_visit(start: date, weekday: int) -> date:
+    """The first ``weekday`` (0 = Monday) on or after ``start``."""
+    return start + timedelta(days=(weekday - start.weekday()) % 7)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -452,7 +550,8 @@ def row_phase(table: StopTimetable, row: int) -> int | None:
     text = table.rows[row].get("start", "")
     if not text:
         return None
-    return ((date.fromisoformat(text[:10]) - table.reference).days // 7) % int(table.weeks[row])
+    visit = first_visit(date.fromisoformat(text[:10]), int(table.weekday[table.route_day[row]]))
+    return ((visit - table.reference).days // 7) % int(table.weeks[row])
 
 
 def _is_nth_weekday(day: date, ordinal: int) -> bool:

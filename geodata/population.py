@@ -39,6 +39,8 @@ RESIDENTIAL_BUILDINGS = frozenset(
 LANDUSE_BUILT_SHARE = 0.15
 #: Mean household size, to judge whether OSM maps an area's homes completely.
 PERSONS_PER_HOME = 2.3
+#: Most people one row may hold: larger counts are a unit or parsing error (and would overflow integer people).
+MAX_PERSONS = 1e9
 Progress = Callable[[str, float], None]
 
 
@@ -122,15 +124,32 @@ def _population_column(df: pd.DataFrame, path: Path, explicit: str | None) -> st
     return col
 
 
-def _check_values(values: pd.Series, ids: pd.Series, path: Path, col: str) -> np.ndarray:
+def _check_values(values: pd.Series, rows: pd.Series, path: Path, col: str) -> np.ndarray:
+    """The counts of field ``col`` as floats; :class:`InvalidValueError` naming the first bad row otherwise.
+
+    ``rows`` labels each row in messages (``row 'E01'`` by its id, else ``row 3`` / ``feature 2``).
+    """
     num = pd.to_numeric(values, errors="coerce")
-    bad = num.isna() | (num < 0) | ~np.isfinite(num.fillna(0))
+    finite = np.isfinite(num.fillna(0).to_numpy(dtype=np.float64))
+    bad = num.isna() | (num < 0) | ~finite | (num > MAX_PERSONS)
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
-        raise InvalidValueError(
-            f"{path}: row {ids.iloc[i]!r}: field {col!r} is {values.iloc[i]!r}; population must be a number >= 0"
-        )
+        raw, x = values.iloc[i], num.iloc[i]
+        shown = "empty" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else repr(_plain(raw))
+        if pd.isna(x) or not np.isfinite(x):
+            why = "not a number of people" if shown != "empty" else "a population count is needed"
+        elif x < 0:
+            why = "population must be a number >= 0"
+        else:
+            why = f"more than {MAX_PERSONS:.0e} people in one row is not a population count (check the field)"
+        more = f" ({int(bad.sum())} bad rows in all)" if bad.sum() > 1 else ""
+        raise InvalidValueError(f"{path}: {rows.iloc[i]}: field {col!r} is {shown}; {why}{more}")
     return num.to_numpy(dtype=np.float64)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (so messages say -5, not np.int32(-5))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _age_columns(df: pd.DataFrame) -> dict[str, str] | None:
@@ -141,7 +160,7 @@ def _age_columns(df: pd.DataFrame) -> dict[str, str] | None:
 
 
 def _age_totals(
-    df: pd.DataFrame, pop: np.ndarray, ids: pd.Series, path: Path, shares: AgeShares, notes: list[str]
+    df: pd.DataFrame, pop: np.ndarray, rows: pd.Series, path: Path, shares: AgeShares, notes: list[str]
 ) -> np.ndarray:
     """Return an (n, 3) integer array of age-group counts that sum to ``pop`` row by row."""
     cols = _age_columns(df)
@@ -156,12 +175,12 @@ def _age_totals(
             if len(pop)
             else (np.zeros((0, 3), dtype=np.int64))
         )
-    ages = np.stack([_check_values(df[c], ids, path, c) for c in cols.values()], axis=1)
+    ages = np.stack([_check_values(df[c], rows, path, c) for c in cols.values()], axis=1)
     mismatch = np.abs(ages.sum(axis=1) - pop) > 0.5
     if mismatch.any():
         i = int(mismatch.nonzero()[0][0])
         raise InvalidValueError(
-            f"{path}: row {ids.iloc[i]!r}: age groups {', '.join(cols.values())} sum to "
+            f"{path}: {rows.iloc[i]}: age groups {', '.join(cols.values())} sum to "
             f"{ages[i].sum():g}, not the population {pop[i]:g}"
         )
     return np.asarray(np.rint(ages), dtype=np.int64)
@@ -351,6 +370,15 @@ def disaggregate(
     return gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
 
 
+def _row_labels(ids: pd.Series | None, n: int, path: Path) -> pd.Series:
+    """How messages name each row: by its id, else by its CSV line (the header is line 1) or feature number."""
+    if ids is not None:
+        return pd.Series([f"row {v!r}" for v in ids])
+    if path.suffix.lower() in (".csv", ".txt"):
+        return pd.Series([f"row {i + 2}" for i in range(n)])
+    return pd.Series([f"feature {i + 1}" for i in range(n)])
+
+
 def load_population(
     path: str | Path,
     *,
@@ -413,7 +441,8 @@ def load_population(
         from geodata.errors import DuplicateIdError
 
         raise DuplicateIdError(f"{path}: area id {ids[ids.duplicated()].iloc[0]!r} repeats in field {id_col!r}")
-    pop = _check_values(features[pop_col], ids, source, pop_col)
+    rows = _row_labels(ids if id_col else None, len(features), source)
+    pop = _check_values(features[pop_col], rows, source, pop_col)
     group_col = group_field or find_column(features.columns, ("group", "municipality", "former_municipality"))
     groups = features[group_col].astype(str) if group_col else pd.Series(["all"] * len(features))
     if group_field and group_field not in features.columns:
@@ -423,7 +452,7 @@ def load_population(
         if np.any(np.abs(pop - np.rint(pop)) > 1e-9):
             notes.append(f"{source.name}: fractional populations rounded to whole people")
         pop = np.rint(pop)
-        ages = _age_totals(df_for_fields, pop, ids, source, shares, notes)
+        ages = _age_totals(df_for_fields, pop, rows, source, shares, notes)
         areas = gpd.GeoDataFrame(
             {"area_id": ids.to_numpy(), "group": groups.to_numpy(), "population": ages.sum(axis=1)},
             geometry=features.geometry.values,
@@ -439,7 +468,7 @@ def load_population(
     else:
         cols = _age_columns(df_for_fields)
         if cols is not None:
-            age_arr = np.stack([_check_values(features[c], ids, source, c) for c in cols.values()], axis=1)
+            age_arr = np.stack([_check_values(features[c], rows, source, c) for c in cols.values()], axis=1)
         else:
             age_arr = pop[:, None] * shares.as_array()[None, :]
             notes.append(f"{source.name}: no age-group columns; applied default shares")

@@ -18,8 +18,12 @@ TravelOption = Annotated[str, typer.Option(help="crowfly (haversine x circuity /
 CircuityOption = Annotated[float, typer.Option(help="Crow-fly model: road km per straight-line km.")]
 SpeedOption = Annotated[float, typer.Option("--speed-kmh", help="Crow-fly model: driving speed, km/h.")]
 RegionOption = Annotated[str | None, typer.Option(help="Stored region whose drive graph gives network times.")]
-SwapOption = Annotated[
-    bool, typer.Option(help="Read a row whose arrival is after its departure as swapped (warned), not an error.")
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        help="Refuse an inconsistent file (a route on two weekdays, an arrival after its departure, a start date off "
+        "its weekday) instead of repairing it with a warning naming the rows."
+    ),
 ]
 
 
@@ -35,6 +39,13 @@ def _mode(mode: str) -> Any:
     if mode not in ("same-day", "free"):
         raise typer.BadParameter(f"--mode {mode!r}: use same-day or free")
     return mode
+
+
+def _print_repairs(repairs: list[str]) -> None:
+    """Say how many repairs reading the file took (each was warned above, naming its rows)."""
+    if repairs:
+        console.print(f"[yellow]repaired[/] {len(repairs)} inconsistency(ies) while reading (named in the warnings "
+                      "above; --strict refuses them)", highlight=False)  # fmt: skip
 
 
 @timetable_app.command("replan")
@@ -54,7 +65,7 @@ def timetable_replan(
     geojson: Annotated[
         Path | None, typer.Option(help="GeoJSON of the route-days as lines [default: OUT's name + _routes.geojson].")
     ] = None,
-    swap_reversed_times: SwapOption = False,
+    strict: StrictOption = False,
 ) -> None:
     """Re-plan a timetable to cut driving; print the score, old and new cycle driving and the validity check.
 
@@ -75,9 +86,10 @@ def timetable_replan(
             stops, out, mode=mode_, travel=model, params=params,
             calendars=calendars or out.with_name(out.stem + "_ics"),
             geojson=geojson or out.with_name(out.stem + "_routes.geojson"),
-            reversed_times="swap" if swap_reversed_times else "error",
+            repair=not strict,
         )  # fmt: skip
     d = report.as_dict()
+    _print_repairs(d["repairs"])
     console.print(f"travel model: {d['travel']}", highlight=False)
     console.print(
         f"cycle driving: real {d['real_cycle_driving_h']:,.2f} h -> new {d['new_cycle_driving_h']:,.2f} h "
@@ -114,7 +126,7 @@ def timetable_check(
     circuity: CircuityOption = 1.3,
     speed_kmh: SpeedOption = 40.0,
     region: RegionOption = None,
-    swap_reversed_times: SwapOption = False,
+    strict: StrictOption = False,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Print the evaluator's report: cycle driving, span limit, overlaps, clashes; with --against, violations."""
@@ -122,15 +134,14 @@ def timetable_check(
 
     model, mode_ = _travel_model(travel, circuity, speed_kmh, region), _mode(mode)
     with user_errors():
-        result = check_file(
-            stops, against=against, mode=mode_, travel=model, reversed_times="swap" if swap_reversed_times else "error"
-        )
+        result = check_file(stops, against=against, mode=mode_, travel=model, repair=not strict)
     violations = result["violations"]
     if as_json:
         print_json(result)
         if violations:
             raise typer.Exit(1)
         return
+    _print_repairs(result["repairs"])
     console.print(result["report"], highlight=False)
     if violations is not None:
         if violations:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,8 +20,8 @@ from geodata.libraries_hacked import (
     ICAL_DAYS,
     WEEKDAYS,
     LegPath,
-    ReversedTimes,
     StopTimetable,
+    first_visit,
     format_clock,
     read_timetable,
     row_phase,
@@ -91,11 +91,10 @@ def _route_day_weeks(table: StopTimetable) -> np.ndarray:
     return weeks
 
 
-def load_timetable(
-    path: str | Path, *, reversed_times: ReversedTimes = "error"
-) -> tuple[StopTimetable, PeriodicTimetable]:
-    """Read and validate a timetable CSV; return the file's table and the optimizer's model of it."""
-    table = read_timetable(path, reversed_times=reversed_times)
+def load_timetable(path: str | Path, *, repair: bool = True) -> tuple[StopTimetable, PeriodicTimetable]:
+    """Read and validate a timetable CSV (repairing what is readable, with warnings; see
+    :mod:`geodata.libraries_hacked`); return the file's table and the optimizer's model of it."""
+    table = read_timetable(path, repair=repair)
     return table, to_model(table)
 
 
@@ -171,6 +170,8 @@ def new_rows(table: StopTimetable, new: PeriodicTimetable) -> list[dict[str, str
             rule = table.recurrence[i]
             own = row_phase(table, i)
             unchanged = int(table.weekday[old_rd]) == wd and (own if own is not None else 0) == ph % k
+            if unchanged and row.get("start"):  # a start off the weekday (repaired on reading) is written as read
+                row["start"] = first_visit(date.fromisoformat(row["start"][:10]), wd).isoformat()
             if not unchanged:
                 if rule.ordinal is not None:
                     row["frequency"] = f"FREQ=MONTHLY;BYDAY={ph % 4 + 1}{ICAL_DAYS[wd]}"
@@ -201,6 +202,8 @@ class ReplanReport:
     file_violations: tuple[str, ...]
     excluded_reason: str | None
     written: tuple[Path, ...]
+    #: The repairs made while reading the original (each names its rows; see :mod:`geodata.libraries_hacked`).
+    repairs: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         r = self.result
@@ -218,6 +221,7 @@ class ReplanReport:
             "scored": self.excluded_reason is None,
             "excluded_reason": self.excluded_reason,
             "runtime_s": r.runtime_s,
+            "repairs": list(self.repairs),
         }
 
 
@@ -230,7 +234,7 @@ def replan_file(
     params: SolveParams | None = None,
     calendars: str | Path | None = None,
     geojson: str | Path | None = None,
-    reversed_times: ReversedTimes = "error",
+    repair: bool = True,
     ortools_share: float = 0.0,
 ) -> ReplanReport:
     """Re-plan a timetable file, write the new CSV (and calendars and route lines if asked), and check the file.
@@ -241,7 +245,7 @@ def replan_file(
     from optimizer.replan import evaluate_timetable
 
     travel = travel or TravelModel()
-    table, real = load_timetable(stops, reversed_times=reversed_times)
+    table, real = load_timetable(stops, repair=repair)
     matrix, leg_path = _travel(table, travel)
     result = replan_timetable(real, matrix, mode=mode, params=params, ortools_share=ortools_share)
     rows = new_rows(table, result.timetable)
@@ -260,7 +264,8 @@ def replan_file(
     if geojson is not None:
         paths.append(write_route_geometries(written_table, geojson, leg_path=_by_written_row(leg_path, order)))
     reason = evaluate_timetable(real, matrix).excluded_reason
-    return ReplanReport(str(stops), out, travel.describe(), result, file_violations, reason, tuple(paths))
+    return ReplanReport(str(stops), out, travel.describe(), result, file_violations, reason, tuple(paths),
+                        table.repairs)  # fmt: skip
 
 
 def _by_written_row(leg_path: LegPath | None, order: np.ndarray) -> LegPath | None:
@@ -295,18 +300,19 @@ def check_file(
     against: str | Path | None = None,
     mode: Mode = "same-day",
     travel: TravelModel | None = None,
-    reversed_times: ReversedTimes = "error",
+    repair: bool = True,
 ) -> dict[str, Any]:
     """The evaluator's account of a timetable file and, with ``against`` (the original), its violations.
 
     Returns ``report`` (the readable text), ``evaluation`` (the evaluator's numbers), ``travel`` (the travel
     model), and with ``against``: ``against`` (the original's cycle driving, the new one's, the score) and
-    ``violations`` (a list, empty when valid); without it ``violations`` is ``None``.
+    ``violations`` (a list, empty when valid); without it ``violations`` is ``None``. ``repairs`` lists the
+    repairs made while reading ``stops`` (each naming its rows).
     """
     from optimizer.replan import cycle_driving, evaluate_timetable
 
     travel = travel or TravelModel()
-    table, model = load_timetable(stops, reversed_times=reversed_times)
+    table, model = load_timetable(stops, repair=repair)
     matrix = travel_matrix(table, travel)
     evaluation = evaluate_timetable(model, matrix)
     numbers = {**asdict(evaluation), "overlap_share": evaluation.overlap_share,
@@ -318,10 +324,11 @@ def check_file(
         "travel": travel.describe(),
         "against": None,
         "violations": None,
+        "repairs": list(table.repairs),
     }
     if against is None:
         return out
-    ref_table, ref = load_timetable(against, reversed_times=reversed_times)
+    ref_table, ref = load_timetable(against, repair=repair)
     ref_matrix = travel_matrix(ref_table, travel)
     out["violations"] = check_timetable(model, matrix, ref, ref_matrix, mode=mode,
                                         time_tolerance_s=DEFAULT_TIME_TOLERANCE_S)  # fmt: skip

@@ -148,7 +148,7 @@ def test_bad_rows_are_all_named_with_file_row_and_field(tmp_path: Path) -> None:
         row(stop="Day", day="Funday"),
     )
     with pytest.raises(InvalidValueError) as info:
-        read_timetable(path)
+        read_timetable(path, repair=False)
     msg = str(info.value)
     assert str(path) in msg
     assert "row 3, field 'frequency'" in msg and "FORTNIGHTLY" in msg
@@ -170,20 +170,23 @@ def test_bad_rows_are_all_named_with_file_row_and_field(tmp_path: Path) -> None:
 def test_each_bad_value_is_an_error_naming_its_row(tmp_path: Path, bad: str, field: str) -> None:
     path = write_csv(tmp_path, row(stop="Fine"), bad)
     with pytest.raises(InvalidValueError, match=f"row 3, field '{field}'"):
-        read_timetable(path)
+        read_timetable(path, repair=False)
 
 
-def test_reversed_times_can_be_read_as_swapped_with_a_warning(tmp_path: Path) -> None:
+def test_reversed_times_are_read_as_swapped_with_a_warning(tmp_path: Path) -> None:
     path = write_csv(tmp_path, row(arrival="13:30", departure="13:00"))
-    with pytest.warns(DataRepairWarning, match="row 2: arrival 13:30 is after departure 13:00"):
-        t = read_timetable(path, reversed_times="swap")
+    with pytest.warns(DataRepairWarning, match="row 2 \\(stop 'Green'\\): arrival 13:30 is after departure 13:00"):
+        t = read_timetable(path)
     assert (t.arrival[0], t.departure[0]) == (13 * 3600, 13 * 3600 + 1800)
+    assert len(t.repairs) == 1
+    with pytest.raises(InvalidValueError, match="row 2, field 'arrival': arrival 13:30 is after departure 13:00"):
+        read_timetable(path, repair=False)
 
 
-def test_one_route_on_two_weekdays_is_an_error(tmp_path: Path) -> None:
+def test_one_route_on_two_weekdays_is_an_error_when_strict(tmp_path: Path) -> None:
     path = write_csv(tmp_path, row(), row(stop="Other", day="Friday", start="2024-01-05"))
     with pytest.raises(InvalidValueError, match=r"row 3, field 'day'.*runs on Tuesday in row 2"):
-        read_timetable(path)
+        read_timetable(path, repair=False)
 
 
 def test_missing_file_column_or_rows(tmp_path: Path) -> None:
