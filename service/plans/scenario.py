@@ -22,11 +22,14 @@ from optimizer.errors import InvalidProblemError
 from service.config import REPO_ROOT
 
 AGE_GROUPS = ("age_0_17", "age_18_64", "age_65_plus")
+#: Longest scenario name (it titles reports and maps).
+MAX_NAME_CHARS = 200
 AgeGroup = Literal["age_0_17", "age_18_64", "age_65_plus"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no infinities or NaN: YAML's .inf and .nan would pass every bound (inf > 0) and break the solvers
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CreditSpec(_Strict):
@@ -355,7 +358,7 @@ class Scenario(_Strict):
     """A planner scenario."""
 
     name: str = "scenario"
-    region: str
+    region: str = Field(min_length=1, max_length=63)
     objective: Literal["min_cost", "max_coverage", "pareto", "location", "roadmap"] = "max_coverage"
     budget: float | None = Field(default=None, gt=0)
     budget_share: float | None = Field(default=None, gt=0, description="budget as a share of today's annual cost")
@@ -385,6 +388,13 @@ class Scenario(_Strict):
         if isinstance(data, dict) and data.get("roadmap") is not None and "objective" not in data:
             return {**data, "objective": "roadmap"}
         return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if len(v) > MAX_NAME_CHARS:
+            raise ValueError(f"at most {MAX_NAME_CHARS} characters, not {len(v)}")
+        return v
 
     @property
     def branch_only(self) -> bool:
