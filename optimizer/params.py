@@ -40,6 +40,8 @@ class SolveParams:
     def __post_init__(self) -> None:
         if not self.time_limit_s > 0:
             raise InvalidProblemError(f"time_limit_s must be positive, not {self.time_limit_s!r}")
+        if not 0 <= self.seed < 2**31:
+            raise InvalidProblemError(f"seed must be a whole number from 0 to 2**31 - 1, not {self.seed!r}")
         if self.workers < 1:
             raise InvalidProblemError(f"workers must be at least 1, not {self.workers!r}")
         if not 0 <= self.gap_tolerance < 1:

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from service import errors
@@ -57,7 +58,7 @@ def user_errors() -> Iterator[None]:
             kind = errors.classify(exc)
             label = "error" if kind.user else "internal error (a bug; please report it)"
             text = str(exc).strip() if kind.user else errors.message(exc)
-            err.print(f"[bold red]{label}:[/] {text}", highlight=False)
+            err.print(f"[bold red]{label}:[/] {escape(text)}", highlight=False)  # '[key]' is text, not markup
             raise typer.Exit(kind.exit_code) from None
         finally:
             seen = set()
@@ -65,7 +66,7 @@ def user_errors() -> Iterator[None]:
                 msg = str(w.message)
                 if msg not in seen and not issubclass(w.category, DeprecationWarning | FutureWarning):
                     seen.add(msg)
-                    err.print(f"[yellow]warning:[/] {msg}", highlight=False)
+                    err.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False)
 
 
 def settings() -> Settings:

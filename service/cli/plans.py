@@ -74,8 +74,9 @@ def plan(
         if scenario is None:
             solve.setdefault("time_limit_s", config.time_limit_s)
             solve.setdefault("seed", config.seed)
-        if solve:
-            spec = spec.model_copy(update={"solve": spec.solve.model_copy(update=solve)})
+        if solve:  # validated like the file's (model_copy would not check --seed -1 or --time-limit 0)
+            spec = Scenario.parse({**spec.model_dump(), "solve": {**spec.solve.model_dump(), **solve}},
+                                  source="command-line flags --time-limit/--seed")  # fmt: skip
         data = load_region(spec.region, config.regions_dir)
         with progress_bar() as report:
             result = pipeline.run_plan(data, spec, out, leaflet_dir=config.leaflet_dir, progress=report,

@@ -350,7 +350,7 @@ class RoadmapSpec(_Strict):
 
 class SolveSpec(_Strict):
     time_limit_s: float = Field(default=60.0, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="the solvers take a 32-bit seed")
     max_iterations: int = Field(default=5, ge=1, le=50)
 
 
@@ -444,10 +444,19 @@ class Scenario(_Strict):
     def from_file(cls, path: str | Path) -> Scenario:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            data = path.read_bytes()
+            data.decode("utf-8")
+        except OSError as exc:
             raise ScenarioError(f"{path}: not a readable YAML/JSON scenario ({exc})") from None
-        return cls.parse(data, source=str(path))
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise ScenarioError(f"{path}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the scenario "
+                                "as UTF-8") from None  # fmt: skip
+        try:
+            parsed = yaml.safe_load(data.decode("utf-8"))
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{path}: not a readable YAML/JSON scenario ({exc})") from None
+        return cls.parse(parsed, source=str(path))
 
 
 class ScenarioError(InvalidProblemError):
@@ -458,8 +467,12 @@ def describe(exc: ValidationError) -> str:
     """One line per error: ``field.path: message``."""
     parts = []
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
+        path = [str(x) for x in err["loc"]]
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if len(path) >= 2 and path[-1] == "[key]":  # a bad mapping key: name the mapping and the key
+            msg = f"key {path[-2]!r}: {msg}"
+            path = path[:-2]
+        loc = ".".join(path)
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
