@@ -189,6 +189,13 @@ def test_backup_while_writing_then_restore_is_identical(
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     restored_url = restored_url or f"sqlite:///{(fresh / 'branchnet.db').resolve()}"
+    # again onto the restored installation: refused as it is not empty, then replaced with --force
+    again = [branchnet_command(), "restore", str(target)]
+    done = subprocess.run(again, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2 and "not empty" in done.stderr, done.stderr
+    done = subprocess.run([*again, "--force"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
 
     source, restored = create_engine(db_url), create_engine(restored_url)
     try:
