@@ -6,7 +6,11 @@ an API key in ``X-API-Key`` (or ``Authorization: Bearer ...``). Routers:
 - :mod:`service.api.regions` — regions (upload through :mod:`service.api.uploads`, or register; list, delete);
 - :mod:`service.api.scenarios` — scenarios (CRUD);
 - :mod:`service.api.runs` — runs (async, progress, cancel), results, compare;
-- :mod:`service.api.batches` — the nightly batches' morning reports.
+- :mod:`service.api.batches` — the nightly batches' morning reports;
+- :mod:`service.api.audit` — the audit log of every write (``GET /audit``, admins) and its middleware.
+
+Every request passes the rate limit per key (:mod:`service.api.ratelimit`, 429 with ``Retry-After``) and every
+response gets the security headers of :mod:`service.web.security`.
 
 Dependencies (the caller, roles, sessions) are in :mod:`service.api.deps`, request bodies and OpenAPI helpers in
 :mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`. Errors answer by the one error table
@@ -35,8 +39,10 @@ from sqlalchemy.orm import sessionmaker
 from geodata.errors import GeodataError
 from optimizer.errors import OptimizerError
 from service import errors
+from service.api.audit import AuditMiddleware
 from service.api.deps import Services
 from service.api.observe import Metrics, ObserveMiddleware, configure_logging
+from service.api.ratelimit import RateLimitMiddleware
 from service.config import Settings
 from service.errors import ServiceError
 from service.store.db import make_engine, migrate
@@ -79,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    # inside CORS (so a 429 and a preflight carry its headers): the audit of writes, then the rate limit around it
+    app.add_middleware(AuditMiddleware, services=svc)
+    app.add_middleware(RateLimitMiddleware, per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"])  # fmt: skip
@@ -114,9 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra.update(svc.executor.gauges())
         return svc.metrics.render(extra)
 
-    from service.api import batches, regions, runs, scenarios
+    from service.api import audit, batches, regions, runs, scenarios
 
-    for router in (regions.router, scenarios.router, runs.router, batches.router):
+    for router in (regions.router, scenarios.router, runs.router, batches.router, audit.router):
         app.include_router(router, prefix=API)
     from service.api import ogc
 

@@ -1,6 +1,10 @@
 """What every request needs, as FastAPI dependencies: the app's :class:`Services`, a database session, the
 authenticated caller (:func:`principal`, or :func:`basic_principal` for clients that only speak HTTP Basic) and
-role checks (:func:`require`), with ``Annotated`` aliases."""
+role checks (:func:`require`), with ``Annotated`` aliases.
+
+The authenticated caller is also left in the request's scope (:data:`PRINCIPAL_SCOPE`) for the middlewares that
+run around the endpoint: the audit log (:mod:`service.api.audit`) and the rate limit
+(:mod:`service.api.ratelimit`)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.auth import Principal, authenticate
+from service.api.auth import KeyExpiredError, Principal, identify
 from service.api.bodies import json_body
 from service.api.observe import Metrics
 from service.config import Settings
@@ -58,8 +62,11 @@ def db(request: Request) -> Any:
 
 
 #: Authenticated keys, cached briefly (key hash -> principal, expiry) so hot read paths skip the key query.
-#: A revoked key stops working within this many seconds.
+#: A revoked key, or one whose expiry was changed (``branchnet keys rotate``), follows within this many seconds; a
+#: key's own expiry is checked on every request, so an expired key stops at once.
 KEY_CACHE_S = 5.0
+#: The scope entry where :func:`principal` leaves the caller (also an expired key's owner) for the middlewares.
+PRINCIPAL_SCOPE = "branchnet.principal"
 _key_cache: dict[str, tuple[Principal | None, float]] = {}
 
 
@@ -86,11 +93,20 @@ def _basic_key(request: Request) -> str | None:
 
 def _lookup(svc: Services, key: str | None) -> Principal | None:
     with svc.sessions() as session:
-        return authenticate(session, key)
+        return identify(session, key)
 
 
-async def _caller(request: Request, key: str | None) -> Principal | None:
-    """The principal of ``key`` (from the short-lived cache when fresh), or None."""
+async def _caller(request: Request, key: str | None, challenge: str) -> Principal | None:
+    """The principal of ``key`` (from the short-lived cache when fresh), or None; 401 for an expired key."""
+    who = await _cached(request, key)
+    if who is not None:
+        request.scope[PRINCIPAL_SCOPE] = who
+        if who.expired():
+            raise HTTPException(401, str(KeyExpiredError(who)), headers={"WWW-Authenticate": challenge})
+    return who
+
+
+async def _cached(request: Request, key: str | None) -> Principal | None:
     from starlette.concurrency import run_in_threadpool
 
     from service.api.auth import hash_key
@@ -110,7 +126,7 @@ async def _caller(request: Request, key: str | None) -> Principal | None:
 
 async def principal(request: Request) -> Principal:
     """The caller, from ``X-API-Key`` or ``Authorization: Bearer``; 401 without a valid key."""
-    who = await _caller(request, _key_of(request))
+    who = await _caller(request, _key_of(request), "Bearer")
     if who is None:
         raise HTTPException(401, "a valid API key is required (header X-API-Key or Authorization: Bearer)",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
@@ -121,7 +137,7 @@ async def basic_principal(request: Request) -> Principal:
     """The caller, from ``X-API-Key``, ``Authorization: Bearer`` or HTTP Basic with the key as the password (any
     user name), for GIS clients that only speak Basic; 401 with a Basic challenge (so QGIS asks for it) without a
     valid key."""
-    who = await _caller(request, _key_of(request) or _basic_key(request))
+    who = await _caller(request, _key_of(request) or _basic_key(request), 'Basic realm="branchnet"')
     if who is None:
         raise HTTPException(401, "a valid API key is required (header X-API-Key, Authorization: Bearer, or HTTP "
                                  "Basic with the key as the password and any user name)",

@@ -51,6 +51,11 @@ class Metrics:
     requests: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     hist: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 12))
     total_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    #: Events counted as ``branchnet_<name>_total`` (for example failed audit writes).
+    events: Counter[str] = field(default_factory=Counter)
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.events[name] += n
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests[(method, route, status)] += 1
@@ -74,6 +79,9 @@ class Metrics:
             lines.append(f'branchnet_http_request_seconds_bucket{{route="{r}",le="+Inf"}} {counts[-1]}')
             lines.append(f'branchnet_http_request_seconds_sum{{route="{r}"}} {self.total_s[r]:.6f}')
             lines.append(f'branchnet_http_request_seconds_count{{route="{r}"}} {counts[-1]}')
+        for name, n in sorted(self.events.items()):
+            lines.append(f"# TYPE branchnet_{name}_total counter")
+            lines.append(f"branchnet_{name}_total {n}")
         for name, value in sorted(extra.items()):
             lines.append(f"# TYPE {name} gauge")
             lines.append(f"{name} {value}")

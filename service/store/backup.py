@@ -311,9 +311,11 @@ def _copy_store(root: Path, out: Path, prefix: str, progress: Progress) -> _Copy
 # backup
 
 
-def _check_target(target: Path) -> None:
+def _check_target(target: Path, files_dir: Path) -> None:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConflictError(f"{target}: the backup folder must be new or empty")
+    if target.resolve().is_relative_to(files_dir.resolve()):
+        raise BadRequestError(f"{target}: the backup folder cannot be inside the file store {files_dir}")
 
 
 def backup(db_url: str, files_dir: Path, target: Path, *, attempts: int = 3,
@@ -327,7 +329,7 @@ def backup(db_url: str, files_dir: Path, target: Path, *, attempts: int = 3,
     """
     report = progress or _quiet
     kind = database_kind(db_url)
-    _check_target(target)
+    _check_target(target, files_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     changed: list[str] = []
     for attempt in range(1, attempts + 1):

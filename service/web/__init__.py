@@ -7,7 +7,8 @@ The app signs in with an API key kept in the browser's ``sessionStorage`` and se
 the ``/api/v1`` endpoints like any client, so roles and organisation isolation are the API's.
 
 - :mod:`service.web.router`: the pages, the static and vendor files, and ``GET /ui/session`` (who the key is);
-- :mod:`service.web.security`: the headers of the pages (a strict Content-Security-Policy and friends).
+- :mod:`service.web.security`: the security headers of every response (a strict Content-Security-Policy for the
+  pages, and friends).
 
 :func:`mount_web` adds both to an app.
 """
@@ -25,4 +26,4 @@ def mount_web(app: FastAPI, settings: Settings) -> None:
     from service.web.security import SecurityHeaders, policies
 
     app.include_router(make_router(settings))
-    app.add_middleware(SecurityHeaders, policies=policies(settings.leaflet_dir))
+    app.add_middleware(SecurityHeaders, policies=policies(settings.leaflet_dir), hsts=settings.behind_https)

@@ -381,3 +381,42 @@ def test_an_older_backup_is_migrated_to_the_newest_schema(tmp_path: Path) -> Non
             assert "audit_log" in insp.get_table_names()
     finally:
         engine.dispose()
+
+
+def test_a_folder_replaced_during_the_copy_makes_the_backup_start_again(
+    tmp_path: Path, toy_region: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A region re-imported (its folder swapped) while the files are copied: the copy may mix two versions, so the
+    backup is taken again; when it keeps happening the backup fails and leaves nothing behind."""
+    import service.store.backup as backup_module
+
+    source = tmp_path / "source"
+    url = f"sqlite:///{source / 'branchnet.db'}"
+    seed(url, source / "files", toy_region)
+    region = next((source / "files" / "orgs").glob("*/regions/toy"))
+    copy_store = backup_module._copy_store
+    swaps = {"left": 1}
+
+    def swapping_copy(*args: Any, **kwargs: Any) -> Any:
+        if swaps["left"]:
+            swaps["left"] -= 1
+            shutil.copytree(region, region.with_name(".swap"))  # a new folder (inode) under the same name
+            os.replace(region, region.with_name(".old"))
+            os.replace(region.with_name(".swap"), region)
+            shutil.rmtree(region.with_name(".old"))
+        return copy_store(*args, **kwargs)
+
+    monkeypatch.setattr(backup_module, "_copy_store", swapping_copy)
+    manifest = backup(url, source / "files", tmp_path / "once")
+    assert manifest["attempts"] == 2
+    assert {f["path"] for f in manifest["files"]} >= {f"files/{region.relative_to(source / 'files').as_posix()}/"
+                                                      "region.json"}  # fmt: skip
+
+    swaps["left"] = 10
+    with pytest.raises(backup_module.BackupInconsistentError, match=r"orgs/.*/regions/toy"):
+        backup(url, source / "files", tmp_path / "never", attempts=3)
+    assert swaps["left"] == 7
+    assert not (tmp_path / "never").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".never")]
+    with pytest.raises(ValueError, match="cannot be inside the file store"):  # it would back itself up next time
+        backup(url, source / "files", source / "files" / "backups" / "b1")
