@@ -28,7 +28,9 @@ the files to a staging folder beside the file store, restores the database (a fi
 the manifest, swaps the file store into place and runs :func:`service.store.db.migrate`, so that a backup of an
 older schema comes back at the newest. Stop the servers of the target before restoring into it.
 
-No FastAPI here: the command line (:mod:`service.cli.ops`) and the tests call these functions.
+No FastAPI here: the command line (:mod:`service.cli.ops`) and the tests call these functions. About 600 lines
+because backup and restore are two halves of one format (the manifest, its checks, the database kinds' snapshot
+and restore), which read best side by side.
 """
 
 from __future__ import annotations
