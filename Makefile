@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LEAFLET := node_modules/leaflet/dist/leaflet.js
 
-.PHONY: setup demo test bench check lint format clean
+.PHONY: setup demo test bench check lint audit format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+audit: setup  ## known vulnerabilities in the installed dependencies (pip-audit); fails on any not in .ci/pip-audit-ignore.txt
+	$(BIN)/python .ci/audit_deps.py
 
 format: setup
 	$(BIN)/ruff format .
