@@ -279,7 +279,8 @@ def read_timetable(path: str | Path, *, repair: bool = True) -> StopTimetable:
         header = [str(c).strip() for c in (reader.fieldnames or [])]
         raw = [list(r.values()) for r in reader]
     except csv.Error as exc:
-        raise InputFileError(f"{path}: line {reader.line_num}: not a readable CSV line ({exc})") from None
+        # the reader counts a line once it is whole; the error is in the next one
+        raise InputFileError(f"{path}: line {reader.line_num + 1}: not a readable CSV line ({exc})") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise MissingFieldError(
