@@ -46,6 +46,7 @@ bench: setup $(BENCH_STAMP)  ## speed and quality targets, against baselines mea
 	$(BIN)/python -m benchmarks.planner_exactness
 	$(BIN)/python -m benchmarks.roadmap
 	$(BIN)/python -m benchmarks.api
+	$(BIN)/python -m benchmarks.api_fuzz
 	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.batch
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from geodata._text import decode_text
 from geodata.errors import DataRepairWarning, InputFileError, InvalidValueError, MissingCRSError, MissingFieldError
 
 #: Largest relative change of a polygon's area that :func:`shapely.make_valid` may make for the repair to be taken.
@@ -26,19 +27,6 @@ REPAIR_AREA_TOLERANCE = 0.01
 SPATIAL_SUFFIXES = frozenset({".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet"})
 LON_NAMES = ("lon", "lng", "long", "longitude", "x")
 LAT_NAMES = ("lat", "latitude", "y")
-
-
-def decode_text(data: bytes, path: Path) -> str:
-    """``data`` as UTF-8 text (a BOM is dropped); :class:`InputFileError` naming the line and byte otherwise."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        byte = data[exc.start]
-        hint = " (it looks like Latin-1 or Windows-1252 text)" if 0x80 <= byte <= 0xFF else ""
-        raise InputFileError(
-            f"{path}: line {line}: byte 0x{byte:02x} is not UTF-8{hint}; save the file as UTF-8 (in Excel: 'CSV UTF-8')"
-        ) from None
 
 
 def read_table(path: Path) -> pd.DataFrame:

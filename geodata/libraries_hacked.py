@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from geodata._io import decode_text
+from geodata._text import decode_text
 from geodata.errors import DataRepairWarning, InputFileError, InvalidValueError, MissingFieldError
 
 COLUMNS = (

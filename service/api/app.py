@@ -13,7 +13,8 @@ Every request passes the rate limit per key (:mod:`service.api.ratelimit`, 429 w
 response gets the security headers of :mod:`service.web.security`.
 
 Dependencies (the caller, roles, sessions) are in :mod:`service.api.deps`, request bodies and OpenAPI helpers in
-:mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`. Errors answer by the one error table
+:mod:`service.api.bodies`, logs and metrics in :mod:`service.api.observe`; the OpenAPI document declares every status
+and body the API answers (:mod:`service.api.responses`). Errors answer by the one error table
 (:mod:`service.errors`). The app owns one :class:`~service.api.deps.Services` (engine, sessions, file store, run
 executor) in ``app.state.services``.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,6 +45,7 @@ from service.api.audit import AuditMiddleware
 from service.api.deps import Services
 from service.api.observe import Metrics, ObserveMiddleware, configure_logging
 from service.api.ratelimit import RateLimitMiddleware
+from service.api.responses import openapi_document
 from service.config import Settings
 from service.errors import ServiceError
 from service.store.db import make_engine, migrate
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.openapi = partial(openapi_document, app)  # type: ignore[method-assign]  # every error declared, see there
     # inside CORS (so a 429 and a preflight carry its headers): the audit of writes, then the rate limit around it
     app.add_middleware(AuditMiddleware, services=svc)
     app.add_middleware(RateLimitMiddleware, per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst)

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from service.api.auth import Principal
 from service.api.deps import DB, BasicViewer, Svc
 from service.api.ogc_document import CRS84, DEFAULT_LIMIT, GEOJSON, JSON, MAX_LIMIT, OPENAPI, api_document
+from service.api.responses import errors
 from service.errors import NotFoundError
 from service.store.db import Run, Scenario
 
@@ -377,8 +378,11 @@ def _json(body: dict[str, Any], media_type: str = JSON, headers: dict[str, str] 
 
 
 _CONTENT_CRS = {"Content-Crs": f"<{CRS84}>"}
-_JSON_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {JSON: {}}, "description": "JSON"}}
-_GEOJSON_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {GEOJSON: {}}, "description": "GeoJSON"}}
+_JSON_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {JSON: {"schema": {"type": "object"}}},
+                                                    "description": "JSON"}, **errors(400)}  # fmt: skip
+_ONE_DOC = {**_JSON_DOC, **errors(400, 404)}  # a collection
+_GEOJSON_DOC: dict[int | str, dict[str, Any]] = {200: {"content": {GEOJSON: {"schema": {"type": "object"}}},
+                                                       "description": "GeoJSON"}, **errors(400, 404)}  # fmt: skip
 Format = Annotated[str | None, Query(description="json (the default) or geojson; html is answered with JSON")]
 
 
@@ -404,7 +408,12 @@ def landing(request: Request, who: BasicViewer, f: Format = None) -> Response:
     })  # fmt: skip
 
 
-@router.get("/api", name="ogc_api", response_class=Response, responses={200: {"content": {OPENAPI: {}}}})
+@router.get(
+    "/api",
+    name="ogc_api",
+    response_class=Response,
+    responses={200: {"content": {OPENAPI: {"schema": {"type": "object"}}}, "description": "the OpenAPI document"}},
+)
 def api(request: Request, who: BasicViewer) -> Response:
     """The OpenAPI 3.0 description of this OGC API (``limit`` with its default and maximum)."""
     return _json(api_document(_root(request)), media_type=OPENAPI)
@@ -427,7 +436,7 @@ def collections(request: Request, who: BasicViewer, session: DB, svc: Svc, f: Fo
     })  # fmt: skip
 
 
-@router.get("/collections/{collection_id}", name="ogc_collection", response_class=Response, responses=_JSON_DOC)
+@router.get("/collections/{collection_id}", name="ogc_collection", response_class=Response, responses=_ONE_DOC)
 def collection(
     collection_id: str, request: Request, who: BasicViewer, session: DB, svc: Svc, f: Format = None
 ) -> Response:

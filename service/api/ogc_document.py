@@ -23,18 +23,28 @@ def api_document(root: str) -> dict[str, Any]:
     def answer(description: str, media: str = JSON) -> dict[str, Any]:
         return {"description": description, "content": {media: {"schema": {"type": "object"}}}}
 
-    errors = {
-        "400": answer("a malformed parameter; the message names it"),
-        "401": {"description": "no valid key: send X-API-Key, or HTTP Basic with the key as the password"},
-        "404": answer("no such collection or feature in your organisation"),
-    }
+    def error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {"description": description, "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        return out | ({"headers": headers} if headers else {})
 
-    def op(
-        op_id: str, summary: str, ok: dict[str, Any], params: tuple[str, ...] = (), codes: tuple[str, ...] = ("401",)
-    ) -> dict[str, Any]:
+    errors = {
+        "400": error("a malformed parameter; the message names it"),
+        "401": error("no valid key: send X-API-Key, or HTTP Basic with the key as the password",
+                     {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+        "404": error("no such collection or feature in your organisation"),
+        "429": error("over the rate limit of this key (or, without a valid key, of this address)",
+                     {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}}),
+        "503": error("the database is unreachable (restarting or down); try again shortly",
+                     {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}}),
+    }  # fmt: skip
+
+    def op(op_id: str, summary: str, ok: dict[str, Any], params: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A GET operation: 200, 401, 429 and 503 always, 400 with parameters to check, 404 with a collection."""
+        codes = ["401", "429", "503"] + (["400"] if set(params) - {"collectionId", "featureId"} else [])
+        codes += ["404"] if "collectionId" in params else []
         return {"get": {"operationId": op_id, "summary": summary, "tags": ["OGC API – Features"],
                         "parameters": [{"$ref": ref + p} for p in params],
-                        "responses": {"200": ok} | {c: errors[c] for c in codes}}}  # fmt: skip
+                        "responses": {"200": ok} | {c: errors[c] for c in sorted(codes)}}}  # fmt: skip
 
     def query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "style": "form", "explode": False,
@@ -54,16 +64,19 @@ def api_document(root: str) -> dict[str, Any]:
             "/collections": op("getCollections", "the collections: every layer of every succeeded run",
                                answer("the collections"), ("f",)),
             "/collections/{collectionId}": op("describeCollection", "one collection",
-                                              answer("the collection"), ("collectionId", "f"), ("401", "404")),
+                                              answer("the collection"), ("collectionId", "f")),
             "/collections/{collectionId}/items": op(
                 "getFeatures", "a page of the collection's features",
                 answer("a GeoJSON FeatureCollection with numberMatched, numberReturned and next links", GEOJSON),
-                ("collectionId", "limit", "offset", "bbox", "bbox-crs", "f"), ("400", "401", "404")),
+                ("collectionId", "limit", "offset", "bbox", "bbox-crs", "f")),
             "/collections/{collectionId}/items/{featureId}": op(
-                "getFeature", "one feature", answer("a GeoJSON Feature", GEOJSON), ("collectionId", "featureId", "f"),
-                ("401", "404")),
+                "getFeature", "one feature", answer("a GeoJSON Feature", GEOJSON), ("collectionId", "featureId", "f")),
         },
         "components": {
+            "schemas": {
+                "Error": {"type": "object", "required": ["detail"],
+                          "properties": {"detail": {"type": "string", "description": "what went wrong"}}},
+            },
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "basic": {"type": "http", "scheme": "basic",

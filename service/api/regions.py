@@ -22,9 +22,10 @@ import threading
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -34,6 +35,7 @@ from geodata.region import prepare_region
 from service.api.auth import Principal
 from service.api.bodies import inline_refs, json_body, media_name
 from service.api.deps import DB, Admin, Services, Svc, Viewer
+from service.api.responses import errors
 from service.api.uploads import (
     FILE_TYPES,
     REQUIRED_FILES,
@@ -62,6 +64,16 @@ ACTIVE_RUNS = ("queued", "running")
 _IMPORT_LOCK = threading.Lock()
 
 
+class RegionOut(BaseModel):
+    """A region: its summary (sizes, branches, networks, import warnings) and the current network's KPIs."""
+
+    id: str
+    name: str
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    summary: dict[str, Any]
+    kpis: dict[str, Any] = Field(description="overall, by group and by area (only overall in the list)")
+
+
 def _region_out(row: Region, *, detail: bool) -> dict[str, Any]:
     summary = dict(row.summary or {})
     kpis = summary.pop("kpis", None) or {}
@@ -73,11 +85,22 @@ def _region_out(row: Region, *, detail: bool) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "created_at": iso(row.created_at), "summary": summary, "kpis": kpis}
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC (SQLite hands back naive datetimes of the UTC times stored)."""
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: datetime | None) -> datetime | None: ...
+def utc(value: datetime | None) -> datetime | None:
+    """``value`` as an aware datetime (SQLite hands back naive datetimes of the UTC times stored): what the API
+    answers is RFC 3339, with its offset, on every database."""
     if value is None:
         return None
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, with its offset."""
+    aware = utc(value)
+    return aware.isoformat() if aware is not None else None
 
 
 def own_region(session: Session, who: Principal, region_id: str) -> Region:
@@ -144,7 +167,8 @@ _UPLOAD_DOC = {
 }
 
 
-@router.post("/regions", status_code=201, tags=["regions"], openapi_extra=_UPLOAD_DOC)
+@router.post("/regions", status_code=201, tags=["regions"], openapi_extra=_UPLOAD_DOC, response_model=RegionOut,
+             responses=errors(409, 413, 415, 422))  # fmt: skip
 async def create_region(request: Request, who: Admin, svc: Svc, session: DB, response: Response) -> dict[str, Any]:
     """Import a region from uploaded files (multipart) or register server files (JSON); admin only.
 
@@ -165,20 +189,20 @@ async def create_region(request: Request, who: Admin, svc: Svc, session: DB, res
     return _region_out(row, detail=True)
 
 
-@router.get("/regions", tags=["regions"])
+@router.get("/regions", tags=["regions"], response_model=list[RegionOut])
 def list_regions(who: Viewer, session: DB) -> list[dict[str, Any]]:
     """The organisation's regions, with their overall current-network KPIs."""
     rows = session.scalars(select(Region).where(Region.org_id == who.org_id).order_by(Region.created_at, Region.name))
     return [_region_out(r, detail=False) for r in rows]
 
 
-@router.get("/regions/{region_id}", tags=["regions"])
+@router.get("/regions/{region_id}", tags=["regions"], response_model=RegionOut, responses=errors(404))
 def get_region(region_id: str, who: Viewer, session: DB) -> dict[str, Any]:
     """A region: summary, branches, networks and the current network's KPIs (overall, by group and by area)."""
     return _region_out(own_region(session, who, region_id), detail=True)
 
 
-@router.delete("/regions/{region_id}", status_code=204, tags=["regions"])
+@router.delete("/regions/{region_id}", status_code=204, tags=["regions"], responses=errors(404, 409))
 def delete_region(region_id: str, who: Admin, session: DB, svc: Svc) -> Response:
     """Delete a region and its files; 409 while scenarios use it (delete them first)."""
     row = own_region(session, who, region_id)

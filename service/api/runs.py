@@ -32,6 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.auth import Principal
 from service.api.deps import DB, Planner, Services, Svc, Viewer
+from service.api.regions import utc
+from service.api.responses import errors
 from service.errors import BadRequestError, ConflictError, NotFoundError
 from service.runs.worker import rowcount
 from service.store.db import Region, Run, Scenario, now
@@ -70,8 +72,8 @@ def run_out(request: Request, run: Run) -> RunOut:
         links["layer"] = links["self"] + "/layers/{layer}.geojson"
     return RunOut(
         id=run.id, scenario_id=run.scenario_id, status=run.status, progress=round(run.progress, 1),  # type: ignore[arg-type]
-        stage=run.stage, error=run.error, attempts=run.attempts, worker=run.worker, created_at=run.created_at,
-        started_at=run.started_at, finished_at=run.finished_at, summary=run.summary or {},
+        stage=run.stage, error=run.error, attempts=run.attempts, worker=run.worker, created_at=utc(run.created_at),
+        started_at=utc(run.started_at), finished_at=utc(run.finished_at), summary=run.summary or {},
         trigger=run.trigger or "api", batch_id=run.batch_id, links=links,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -94,7 +96,7 @@ def _run(session: Session, who: Principal, run_id: str) -> Run:
 # runs
 
 
-@router.post("/scenarios/{scenario_id}/runs", status_code=202, response_model=RunOut)
+@router.post("/scenarios/{scenario_id}/runs", status_code=202, response_model=RunOut, responses=errors(404, 409, 422))
 def create_run(scenario_id: str, request: Request, response: Response, who: Planner, session: DB, svc: Svc) -> RunOut:
     """Queue a run of the scenario (its current body, validated again); poll ``GET /runs/{id}``."""
     from service.plans.scenario import Scenario as ScenarioSpec
@@ -122,7 +124,7 @@ def create_run(scenario_id: str, request: Request, response: Response, who: Plan
     return out
 
 
-@router.get("/scenarios/{scenario_id}/runs", response_model=list[RunOut])
+@router.get("/scenarios/{scenario_id}/runs", response_model=list[RunOut], responses=errors(404))
 def list_runs(
     scenario_id: str,
     request: Request,
@@ -139,13 +141,13 @@ def list_runs(
     return [run_out(request, r) for r in runs]
 
 
-@router.get("/runs/{run_id}", response_model=RunOut)
+@router.get("/runs/{run_id}", response_model=RunOut, responses=errors(404))
 def get_run(run_id: str, request: Request, who: Viewer, session: DB) -> RunOut:
     """Status, progress (%), stage, error reason, attempts, timestamps and (once succeeded) KPIs of a run."""
     return run_out(request, _run(session, who, run_id))
 
 
-@router.delete("/runs/{run_id}", response_model=RunOut)
+@router.delete("/runs/{run_id}", response_model=RunOut, responses=errors(404, 409))
 def cancel_run(run_id: str, request: Request, who: Planner, session: DB, svc: Svc) -> RunOut:
     """Cancel a queued or running run (its worker is stopped); 409 when it has already finished."""
     run = _run(session, who, run_id)
@@ -238,12 +240,18 @@ def _file(folder: Path, name: str, what: str) -> Path:
     return path
 
 
+def _result(media: str, description: str, schema: dict[str, Any] | None = None) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a result route: its file as ``media`` (200); 404 without it, 409 before the run succeeded."""
+    binary = {"type": "string", "format": "binary"}
+    return {200: {"content": {media: {"schema": schema or binary}}, "description": description}, **errors(404, 409)}
+
+
 def _plan_bytes(folder: Path) -> bytes:
     return cache.get(_file(folder, "plan.json", "plan"))
 
 
 @router.get("/runs/{run_id}/plan", name="run_plan", response_class=Response,
-            responses={200: {"content": {"application/json": {}}, "description": "plan.json of the run"}})  # fmt: skip
+            responses=_result("application/json", "plan.json of the run", {"type": "object"}))  # fmt: skip
 async def run_plan(run_id: str, who: Viewer, svc: Svc) -> Response:
     """The plan (``plan.json``): decisions, KPIs, costs, statutory checks, assumptions and solver details."""
     folder = _succeeded.get((who.org_id, run_id))
@@ -264,7 +272,7 @@ async def run_plan(run_id: str, who: Viewer, svc: Svc) -> Response:
 
 
 @router.get("/runs/{run_id}/timetable.csv", name="run_timetable", response_class=FileResponse,
-            responses={200: {"content": {"text/csv": {}}, "description": "the bookmobile timetable"}})  # fmt: skip
+            responses=_result("text/csv", "the bookmobile timetable", {"type": "string"}))  # fmt: skip
 def run_timetable(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """The bookmobile timetable (one row per stop visit); 404 when the plan has no bookmobile route."""
     _, folder = _results(session, who, run_id, svc)
@@ -277,20 +285,26 @@ def run_timetable(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileRespon
 _CALENDAR = re.compile(r"^[A-Za-z0-9_.-]{1,80}\.ics$")
 
 
+class CalendarsOut(BaseModel):
+    """The file names of a run's vehicle calendars (``GET /runs/{id}/calendars/{name}``)."""
+
+    calendars: list[str]
+
+
 def _calendars(folder: Path) -> list[str]:
     cal = folder / "calendars"
     return sorted(p.name for p in cal.glob("*.ics") if p.is_file()) if cal.is_dir() else []
 
 
-@router.get("/runs/{run_id}/calendars", name="run_calendars")
-def run_calendars(run_id: str, who: Viewer, session: DB, svc: Svc) -> dict[str, list[str]]:
+@router.get("/runs/{run_id}/calendars", name="run_calendars", response_model=CalendarsOut, responses=errors(404, 409))
+def run_calendars(run_id: str, who: Viewer, session: DB, svc: Svc) -> CalendarsOut:
     """The bookmobile's calendars (one iCalendar file per vehicle, every stop visit an event); empty without one."""
     _, folder = _results(session, who, run_id, svc)
-    return {"calendars": _calendars(folder)}
+    return CalendarsOut(calendars=_calendars(folder))
 
 
 @router.get("/runs/{run_id}/calendars/{name}", name="run_calendar", response_class=FileResponse,
-            responses={200: {"content": {"text/calendar": {}}, "description": "one vehicle's calendar"}})  # fmt: skip
+            responses=_result("text/calendar", "one vehicle's calendar", {"type": "string"}))  # fmt: skip
 def run_calendar(run_id: str, name: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """One vehicle's calendar (``.ics``: its stop visits with their weekly or fortnightly recurrence)."""
     _, folder = _results(session, who, run_id, svc)
@@ -301,7 +315,7 @@ def run_calendar(run_id: str, name: str, who: Viewer, session: DB, svc: Svc) -> 
 
 
 @router.get("/runs/{run_id}/layers.gpkg", name="run_layers_gpkg", response_class=FileResponse,
-            responses={200: {"content": {"application/geopackage+sqlite3": {}}, "description": "layers"}})  # fmt: skip
+            responses=_result("application/geopackage+sqlite3", "layers"))  # fmt: skip
 def run_layers_gpkg(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """Every result layer in one GeoPackage (opens in QGIS)."""
     _, folder = _results(session, who, run_id, svc)
@@ -331,7 +345,7 @@ def _geojson(layer: str) -> Any:
 
 
 @router.get("/runs/{run_id}/layers/{layer}.geojson", name="run_layer", response_class=Response,
-            responses={200: {"content": {"application/geo+json": {}}, "description": "a layer"}})  # fmt: skip
+            responses=_result("application/geo+json", "a layer", {"type": "object"}))  # fmt: skip
 def run_layer(run_id: str, layer: str, who: Viewer, session: DB, svc: Svc) -> Response:
     """One result layer as GeoJSON (EPSG:4326); 404 listing the available layers for an unknown name."""
     _, folder = _results(session, who, run_id, svc)
@@ -344,7 +358,7 @@ def run_layer(run_id: str, layer: str, who: Viewer, session: DB, svc: Svc) -> Re
 
 
 @router.get("/runs/{run_id}/map", name="run_map", response_class=FileResponse,
-            responses={200: {"content": {"text/html": {}}, "description": "the interactive map"}})  # fmt: skip
+            responses=_result("text/html", "the interactive map", {"type": "string"}))  # fmt: skip
 def run_map(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """The interactive Leaflet map of the plan (a self-contained HTML page)."""
     _, folder = _results(session, who, run_id, svc)
@@ -352,7 +366,7 @@ def run_map(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
 
 
 @router.get("/runs/{run_id}/map.png", name="run_map_png", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "the map as a PNG image"}})  # fmt: skip
+            responses=_result("image/png", "the map as a PNG image"))  # fmt: skip
 def run_map_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """The map of the plan as a 1600 × 1200 PNG with legend, scale bar, north arrow and attribution."""
     from service.plans.mapimage import ensure_map_png
@@ -365,7 +379,7 @@ def run_map_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse
 
 
 @router.get("/runs/{run_id}/roadmap", name="run_roadmap", response_class=FileResponse,
-            responses={200: {"content": {"application/json": {}}, "description": "the roadmap"}})  # fmt: skip
+            responses=_result("application/json", "the roadmap", {"type": "object"}))  # fmt: skip
 def run_roadmap(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """A roadmap run's ``roadmap.json``: per year the decisions, costs, KPIs and milestones, and the solver's
     objective, bound and gap (404 for a single-year plan)."""
@@ -374,7 +388,7 @@ def run_roadmap(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse
 
 
 @router.get("/runs/{run_id}/roadmap.png", name="run_roadmap_png", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "the roadmap's Gantt chart"}})  # fmt: skip
+            responses=_result("image/png", "the roadmap's Gantt chart"))  # fmt: skip
 def run_roadmap_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """A roadmap run's Gantt chart: every branch's state by year, the bookmobile, the running cost and the path."""
     _, folder = _results(session, who, run_id, svc)
@@ -383,7 +397,7 @@ def run_roadmap_png(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResp
 
 
 @router.get("/runs/{run_id}/timeline.md", name="run_timeline", response_class=FileResponse,
-            responses={200: {"content": {"text/markdown": {}}, "description": "the roadmap's timeline"}})  # fmt: skip
+            responses=_result("text/markdown", "the roadmap's timeline", {"type": "string"}))  # fmt: skip
 def run_timeline(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileResponse:
     """A roadmap run's readable timeline, year by year (Markdown)."""
     _, folder = _results(session, who, run_id, svc)
@@ -394,7 +408,27 @@ def run_timeline(run_id: str, who: Viewer, session: DB, svc: Svc) -> FileRespons
 # compare
 
 
-@router.get("/compare")
+class ComparedRun(BaseModel):
+    """A compared run: its scenario, region, objective, when it finished and its KPI summary."""
+
+    id: str
+    scenario_id: str
+    scenario: str | None
+    region: str | None
+    objective: str | None
+    finished_at: datetime | None
+    summary: dict[str, Any]
+
+
+class CompareOut(BaseModel):
+    """The runs side by side and, for each run after the first, its comparison (B − A) with ``against``."""
+
+    against: Literal["first", "previous"]
+    runs: list[ComparedRun]
+    comparisons: list[dict[str, Any]] = Field(description="service.plans.compare.compare_plans, with run ids")
+
+
+@router.get("/compare", response_model=None, responses={200: {"model": CompareOut}, **errors(404, 409, 422)})
 def compare(
     who: Viewer,
     session: DB,
@@ -427,7 +461,7 @@ def compare(
                 "scenario": names.get(found[i].scenario_id),
                 "region": plans[i].get("region"),
                 "objective": plans[i].get("objective"),
-                "finished_at": found[i].finished_at,
+                "finished_at": utc(found[i].finished_at),
                 "summary": found[i].summary,
             }
             for i in ids

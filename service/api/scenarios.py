@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from service.api.auth import Principal
 from service.api.bodies import inline_refs, json_request
 from service.api.deps import DB, Body, Planner, Svc, Viewer
 from service.api.regions import ACTIVE_RUNS, iso, region_by_name
+from service.api.responses import errors
 from service.errors import (
     BadRequestError,
     ConflictError,
@@ -30,6 +32,19 @@ from service.store.db import Region, Run, now
 from service.store.db import Scenario as ScenarioRow
 
 router = APIRouter()
+
+
+class ScenarioOut(BaseModel):
+    """A stored scenario: its body (a planner scenario file's JSON), region and version (also its ETag)."""
+
+    id: str
+    name: str
+    region: str
+    region_id: str
+    version: int
+    created_at: str | None = Field(description="ISO 8601, UTC")
+    updated_at: str | None = Field(description="ISO 8601, UTC")
+    body: dict[str, Any]
 
 
 def _scenario_out(row: ScenarioRow, region_name: str) -> dict[str, Any]:
@@ -83,7 +98,8 @@ def _etag(row: ScenarioRow) -> str:
 _SCENARIO_DOC = json_request(inline_refs(Scenario.model_json_schema()))
 
 
-@router.post("/scenarios", status_code=201, tags=["scenarios"], openapi_extra=_SCENARIO_DOC)
+@router.post("/scenarios", status_code=201, tags=["scenarios"], openapi_extra=_SCENARIO_DOC,
+             response_model=ScenarioOut, responses=errors(409, 413, 415, 422))  # fmt: skip
 def create_scenario(who: Planner, body: Body, session: DB, request: Request, response: Response) -> dict[str, Any]:
     """Store a scenario (the JSON of a planner scenario file); 422 naming the field when it is invalid."""
     spec, region = _validate(session, who, body)
@@ -99,7 +115,7 @@ def create_scenario(who: Planner, body: Body, session: DB, request: Request, res
     return _scenario_out(row, region.name)
 
 
-@router.get("/scenarios", tags=["scenarios"])
+@router.get("/scenarios", tags=["scenarios"], response_model=list[ScenarioOut])
 def list_scenarios(who: Viewer, session: DB, region: str | None = None) -> list[dict[str, Any]]:
     """The organisation's scenarios (optionally of one region, by name), oldest first."""
     query = (
@@ -113,14 +129,15 @@ def list_scenarios(who: Viewer, session: DB, region: str | None = None) -> list[
     return [_scenario_out(row, name) for row, name in session.execute(query).all()]
 
 
-@router.get("/scenarios/{scenario_id}", tags=["scenarios"])
+@router.get("/scenarios/{scenario_id}", tags=["scenarios"], response_model=ScenarioOut, responses=errors(404))
 def get_scenario(scenario_id: str, who: Viewer, session: DB, response: Response) -> dict[str, Any]:
     row = _own_scenario(session, who, scenario_id)
     response.headers["ETag"] = _etag(row)
     return _scenario_out(row, _region_name(session, row.region_id))
 
 
-@router.put("/scenarios/{scenario_id}", tags=["scenarios"], openapi_extra=_SCENARIO_DOC)
+@router.put("/scenarios/{scenario_id}", tags=["scenarios"], openapi_extra=_SCENARIO_DOC, response_model=ScenarioOut,
+            responses=errors(404, 409, 412, 413, 415, 422))  # fmt: skip
 def update_scenario(
     scenario_id: str,
     who: Planner,
@@ -150,7 +167,7 @@ def update_scenario(
     return _scenario_out(row, region.name)
 
 
-@router.delete("/scenarios/{scenario_id}", status_code=204, tags=["scenarios"])
+@router.delete("/scenarios/{scenario_id}", status_code=204, tags=["scenarios"], responses=errors(404, 409))
 def delete_scenario(scenario_id: str, who: Planner, session: DB, svc: Svc) -> Response:
     """Delete a scenario with its finished runs and their results; 409 while a run is queued or running."""
     row = _own_scenario(session, who, scenario_id)

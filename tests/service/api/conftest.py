@@ -299,3 +299,34 @@ def create_keys(services: Any, orgs: tuple[str, ...] = ("a", "b")) -> Keys:
 def keys(api: tuple[Any, Any]) -> Keys:
     """Keys of organisations ``a`` and ``b`` × viewer/planner/admin on the ``api`` app's database."""
     return create_keys(api[1])
+
+
+@pytest.fixture(scope="session")
+def toy_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The result folder of one planner run on the toy region (plan, timetable, calendars, layers, map)."""
+    from service.plans.pipeline import run_plan
+    from service.plans.scenario import Scenario
+    from tests.service.api.test_access import PLAN
+
+    out = tmp_path_factory.mktemp("api-results") / "plan"
+    run_plan(toy_region, Scenario.parse(PLAN), out, leaflet_dir=LEAFLET, workers=1)
+    assert {"plan.json", "timetable.csv", "layers.gpkg", "map.html"} <= {p.name for p in out.iterdir()}
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_roadmap_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The result folder of a two-year roadmap on the toy region (roadmap.json, its chart and timeline, and its last
+    year's plan with timetable, calendars, layers and map)."""
+    from service.plans.pipeline import run_plan
+    from service.plans.scenario import Scenario
+    from tests.service.api.test_access import PLAN
+
+    body = {k: v for k, v in PLAN.items() if k != "budget_share"}
+    body.update(objective="roadmap", roadmap={"target_year": 2026, "objective": "max_credit", "notice_years": 0,
+                                              "budget_path_share": {2025: 0.9}, "no_gap": False,
+                                              "max_closures_per_year": None})  # fmt: skip
+    out = tmp_path_factory.mktemp("api-results") / "roadmap"
+    run_plan(toy_region, Scenario.parse(body), out, leaflet_dir=LEAFLET, workers=1)
+    assert {"roadmap.json", "roadmap.png", "timeline.md", "plan.json"} <= {p.name for p in out.iterdir()}
+    return out
