@@ -210,7 +210,9 @@ def main() -> None:
         data = tmp / "data"
         log = tmp / "server.log"
         leaflet = str(REPO / "node_modules" / "leaflet" / "dist")
-        settings = {"BRANCHNET_DATA_DIR": str(data), "BRANCHNET_LEAFLET_DIR": leaflet}
+        # one key for every client, far above the per-key rate limit: it is turned off (this measures the plan path)
+        settings = {"BRANCHNET_DATA_DIR": str(data), "BRANCHNET_LEAFLET_DIR": leaflet,
+                    "BRANCHNET_RATE_LIMIT_PER_S": "0"}  # fmt: skip
         with local_server(settings, cwd=tmp, log=log) as server:
             base, env = server.url, server.env
             key, run_id, run_s = prepare(base, env, tmp)
