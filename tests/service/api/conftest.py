@@ -33,6 +33,9 @@ Fixtures
     :class:`Keys` for the ``api`` app: organisations ``a`` and ``b``, each with a ``viewer``, ``planner`` and
     ``admin`` key made with :func:`service.api.auth.create_key`. ``keys["a"]["admin"]`` is the plain key,
     ``keys.headers("a", "admin")`` the request headers, ``keys.org_id("a")`` the organisation's id.
+``toy_results``, ``toy_roadmap_results`` (session)
+    Result folders of a plan and of a two-year roadmap on the toy region (``test_access.PLAN``), written once by
+    :func:`service.plans.pipeline.run_plan`, for tests that seed succeeded runs (copy them into the file store).
 
 PostgreSQL: the binaries come from ``pg_config --bindir`` (or ``initdb`` on PATH) and PostGIS from the package
 ``postgresql-15-postgis-3`` (``.ci/run`` installs it). Without them the PostgreSQL tests are skipped with the

@@ -173,34 +173,6 @@ class World:
             return [sorted(map(repr, s.execute(select(m.__table__)).all())) for m in (Region, ScenarioRow, Run)]
 
 
-@pytest.fixture(scope="session")
-def toy_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The result folder of one planner run on the toy region (plan, timetable, layers, map)."""
-    from service.plans.pipeline import run_plan
-    from service.plans.scenario import Scenario
-
-    out = tmp_path_factory.mktemp("access-results") / "plan"
-    run_plan(toy_region, Scenario.parse(PLAN), out, leaflet_dir=LEAFLET, workers=1)
-    assert {"plan.json", "timetable.csv", "layers.gpkg", "map.html"} <= {p.name for p in out.iterdir()}
-    return out
-
-
-@pytest.fixture(scope="module")
-def toy_roadmap_results(toy_region: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The result folder of a two-year roadmap on the toy region (roadmap.json, its chart and timeline, the plan)."""
-    from service.plans.pipeline import run_plan
-    from service.plans.scenario import Scenario
-
-    body = {k: v for k, v in PLAN.items() if k != "budget_share"}
-    body.update(objective="roadmap", roadmap={"target_year": 2026, "objective": "max_credit", "notice_years": 0,
-                                              "budget_path_share": {2025: 0.9}, "no_gap": False,
-                                              "max_closures_per_year": None})  # fmt: skip
-    out = tmp_path_factory.mktemp("access-results") / "roadmap"
-    run_plan(toy_region, Scenario.parse(body), out, leaflet_dir=LEAFLET, workers=1)
-    assert {"roadmap.json", "roadmap.png", "timeline.md", "plan.json"} <= {p.name for p in out.iterdir()}
-    return out
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, toy_region: Any,
           toy_results: Path, toy_roadmap_results: Path) -> Iterator[World]:  # fmt: skip
