@@ -18,6 +18,7 @@ error                                              HTTP    exit code  meaning
                                                                          a Dask scheduler, a shared data folder)
 :class:`LockedError`                               409     75         another batch holds the lock (EX_TEMPFAIL)
 :class:`BadRequestError`                           422     2          a malformed request or argument
+``OSError`` ENOSPC / EDQUOT (a full disk)           507     74         no space left to write (EX_IOERR)
 ``optimizer.errors.OptimizerError``                422     2          a bad or infeasible problem or scenario
 ``geodata.errors.GeodataError``                    422     2          a bad input file
 anything else                                      500     1          internal error (a bug)
@@ -26,6 +27,7 @@ anything else                                      500     1          internal e
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 from geodata.errors import GeodataError
@@ -102,10 +104,19 @@ TABLE: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (GeodataError, ErrorKind(422, 2, True)),
 )
 INTERNAL = ErrorKind(500, 1, False)
+#: A full disk or quota: not the user's input nor a bug, and said plainly.
+DISK_FULL = ErrorKind(507, 74, True)
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
 def classify(exc: BaseException) -> ErrorKind:
     """The table's entry for ``exc``: the first class it is an instance of, else an internal error."""
+    if disk_full(exc):
+        return DISK_FULL
     for cls, kind in TABLE:
         if isinstance(exc, cls):
             return kind
@@ -114,6 +125,10 @@ def classify(exc: BaseException) -> ErrorKind:
 
 def message(exc: BaseException) -> str:
     """What users see: a user error's own message, or ``internal error: <type>: <message>`` for anything else."""
+    if disk_full(exc):
+        assert isinstance(exc, OSError)
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"the disk is full: could not write{where} ({exc.strerror}); free some space and try again"
     if classify(exc).user:
         return str(exc).strip() or type(exc).__name__
     return f"internal error: {type(exc).__name__}: {exc}"

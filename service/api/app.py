@@ -36,6 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from geodata.errors import GeodataError
@@ -64,6 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.db_url)
     svc = Services(settings, engine, sessionmaker(engine, expire_on_commit=False), FileStore(settings.files_dir),
                    Metrics())  # fmt: skip
+
+    swept = svc.files.sweep_uploads()  # the uploads of a server killed mid-way
+    if swept:
+        log.warning("removed interrupted uploads", extra={"fields": {"uploads": [p.name for p in swept]}})
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,6 +116,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   for e in exc.errors()]  # fmt: skip
         detail = "; ".join(f"{e['field'] or '(body)'}: {e['message']}" for e in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_away(_request: Request, exc: OperationalError) -> JSONResponse:
+        # the database restarting or unreachable: the client may retry; runs keep their leases meanwhile
+        log.warning("database unreachable", extra={"fields": {"error": str(exc.orig or exc)[:200]}})
+        return JSONResponse({"detail": "the database is unreachable (restarting or down); try again shortly"},
+                            status_code=503, headers={"Retry-After": "5"})  # fmt: skip
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:

@@ -5,7 +5,6 @@ allow-list, and never reaches the file system. Each file may be at most ``max_up
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,7 +260,7 @@ async def read_upload(request: Request, files: FileStore, limit_mb: float) -> Im
     if not boundary:
         raise BadRequestError("multipart/form-data without a boundary")
     limit = int(limit_mb * MB)
-    folder = files.upload_dir(uuid.uuid4().hex)
+    folder = files.new_upload_dir()
     upload = MultipartUpload(folder, limit)
     try:
         parser = MultipartParser(boundary, upload.callbacks())  # type: ignore[arg-type]

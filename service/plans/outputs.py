@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -24,7 +25,12 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; results are for sharing
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as exc:
+            if _filled(exc, target.parent):  # GDAL and SQLite report a full disk as anything but ENOSPC
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
+            raise
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
@@ -35,6 +41,19 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: After a failed write, less free space than this means the disk filled (whatever the writer reported).
+FULL_BELOW_BYTES = 1024 * 1024
+
+
+def _filled(exc: BaseException, folder: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return False  # already says so
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def jsonable(value: Any) -> Any:

@@ -20,6 +20,7 @@ attempt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +45,8 @@ log = logging.getLogger("branchnet.runner")
 #: Progress is written at most this often (and on every change of stage).
 PROGRESS_EVERY_S = 0.5
 LOST = "the server or worker stopped during the run"
+#: Niceness added to local worker processes, so that planning never starves the API server on the same cores.
+WORKER_NICE = 10
 #: Default length of a run's lease (seconds); the heartbeat renews it every third of that.
 LEASE_S = 60.0
 #: The final write of a run (its status and results) is retried this long while the database is unreachable.
@@ -122,6 +125,8 @@ def process_main(*args: Any) -> None:
     expire and another server (or this one restarted) runs them, rather than finished by an orphan."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
+    with contextlib.suppress(OSError):  # a plan is background work: the server's requests come first
+        os.nice(WORKER_NICE)
     execute_run(*args)
 
 

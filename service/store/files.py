@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -38,9 +41,47 @@ class FileStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def new_upload_dir(self) -> Path:
+        """A fresh folder for one upload, named ``<host>-<pid>-<random>`` after the process receiving it, so that
+        :meth:`sweep_uploads` knows when its owner is gone."""
+        host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:24]
+        return self.upload_dir(f"{host}-{os.getpid()}-{uuid.uuid4().hex[:16]}")
+
+    def sweep_uploads(self, max_age_s: float = 6 * 3600.0) -> list[Path]:
+        """Remove the upload folders a killed server left behind: those of a process of this host that is no longer
+        alive, and any untouched for ``max_age_s`` (another host's). An upload in progress is never removed: its
+        process lives and it is written to. Returns what was removed."""
+        root = self.root / "uploads"
+        if not root.is_dir():
+            return []
+        host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:24]
+        removed = []
+        for folder in root.iterdir():
+            owner, _, rest = folder.name.partition("-")
+            pid_text = rest.partition("-")[0]
+            dead = owner == host and pid_text.isdigit() and not _alive(int(pid_text))
+            try:
+                newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.rglob("*")])
+            except OSError:
+                continue
+            if dead or time.time() - newest > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
     def remove(self, path: Path) -> None:
         if path.resolve().is_relative_to(self.root.resolve()) and path.exists():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write(path: Path, data: bytes | str) -> Path:

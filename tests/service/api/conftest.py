@@ -124,6 +124,10 @@ class PostgresCluster:
                          "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
         if init.returncode:
             raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server of an initialised cluster (after :meth:`stop`: a database restart)."""
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.base} "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
         ctl = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts,
