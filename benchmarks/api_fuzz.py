@@ -12,7 +12,8 @@ success through the API, and adds a nightly batch's report to the database. Then
 ``/api/v1/openapi.json`` and of the OGC API's own document (``/ogc/api``), it sends ``--examples`` generated
 requests (schemathesis, positive and negative data) as each caller (no key, viewer, planner, admin): mostly with
 the seeded ids in the path and the ``runs`` query, so that they reach the handlers, and a valid scenario body among
-the generated ones. A DELETE gets a fresh object (a scenario made through the API, a region or queued run row made
+the generated ones (and a registration of the toy region's files on the server: one import, then 409s). A DELETE
+gets a fresh object (a scenario made through the API, a region or queued run row made
 in the database) instead of a seeded one.
 
 Every answer is checked: no 5xx (``not_a_server_error``), a declared status (``status_code_conformance``), a
@@ -222,6 +223,7 @@ class LiveWorld:
     ids: dict[str, str]
     db_url: str
     org_id: str
+    registration: dict[str, Any] = field(default_factory=dict)
 
     def callers(self) -> dict[str, dict[str, str]]:
         return {"no key": {}, **{role: {"X-API-Key": self.keys[role]} for role in ROLES}}
@@ -290,8 +292,12 @@ def prepare(base: str, env: dict[str, str], tmp: Path, db_url: str) -> LiveWorld
         made = subprocess.run([branchnet_command(), "keys", "create", "--org", "fuzz", "--role", role], env=env,
                               cwd=tmp, capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
         keys[role] = made.stdout.strip()
-    paths = write_region(generate_region("toy", seed=1), tmp / "toy")
+    # under <data_dir>/sources: the generated registrations of server files may name them (one import, then 409)
+    paths = write_region(generate_region("toy", seed=1), Path(env["BRANCHNET_DATA_DIR"]) / "sources" / "toy")
     world = LiveWorld(base, keys, {}, db_url, "")
+    on_server = {"osm": str(paths["osm"]), "population": str(paths["areas"]), "branches": str(paths["branches"])}
+    world.registration = {"name": "toy-registered", "area_field": "area_id", "group_field": "municipality",
+                          "id_field": "branch_id", "paths": on_server}  # fmt: skip
     with httpx.Client(base_url=base, headers={"X-API-Key": keys["admin"]}, timeout=900) as http:
         files = {"osm": ("roads.osm", paths["osm"].read_bytes()),
                  "population": ("areas.geojson", paths["areas"].read_bytes()),
@@ -359,7 +365,8 @@ def main() -> None:
             world = prepare(server.url, server.env, tmp, f"sqlite:///{data / 'branchnet.db'}")
             setup_s = time.perf_counter() - t0
             bodies = {f"POST {API}/scenarios": {**world.scenario, "name": "fuzz-new"},
-                      f"PUT {API}/scenarios/{{scenario_id}}": world.scenario}  # fmt: skip
+                      f"PUT {API}/scenarios/{{scenario_id}}": world.scenario,
+                      f"POST {API}/regions": world.registration}  # fmt: skip
             main_doc = schemathesis.openapi.from_url(f"{server.url}{API}/openapi.json")
             tallies = fuzz(main_doc, world.callers(), world.ids, examples=args.examples, seed=args.seed,
                            fresh=world.fresh, bodies=bodies, base_url=server.url, timeout=120)  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class World:
     services: Any
     keys: Keys
     ids: dict[str, str]
+    registration: dict[str, Any] = field(default_factory=dict)
 
     def callers(self) -> dict[str, dict[str, str]]:
         return {"no key": {}, **{role: self.keys.headers("a", role) for role in ROLES}}
@@ -78,6 +79,7 @@ class World:
         bodies = {
             "POST /api/v1/scenarios": {**PLAN, "name": "toy-fuzz-new"},
             "PUT /api/v1/scenarios/{scenario_id}": PLAN,
+            "POST /api/v1/regions": self.registration,
         }
         return fuzz(schema, self.callers(), self.ids, examples=kwargs.pop("examples", EXAMPLES), seed=SEED,
                     fresh=self.fresh, bodies=bodies, session=get_client(self.app), **kwargs)  # fmt: skip
@@ -89,7 +91,7 @@ def _settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_results: Path,
+def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_sources: dict[str, Path], toy_results: Path,
           toy_roadmap_results: Path) -> Iterator[World]:  # fmt: skip
     """The app on SQLite with organisation a's toy region, scenario, two succeeded runs and a batch (no executor)."""
     import logging
@@ -102,7 +104,14 @@ def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_results
     from service.store.db import Scenario as ScenarioRow
     from service.store.regions import store_region
 
-    app = create_app(_settings(tmp_path_factory.mktemp("fuzz")))
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    app = create_app(_settings(data_dir))
+    sources = data_dir / "sources"  # server files an admin may register (one import, then 409: the name is taken)
+    shutil.copytree(toy_sources["osm"].parent, sources)
+    registration = {"name": "toy-registered", "area_field": "area_id", "group_field": "municipality",
+                    "id_field": "branch_id", "paths": {k: str(sources / toy_sources[f].name) for k, f in
+                                                       (("osm", "osm"), ("population", "areas"),
+                                                        ("branches", "branches"))}}  # fmt: skip
     services = app.state.services
     quiet = logging.getLogger("branchnet")
     level = quiet.level
@@ -140,7 +149,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_results
                    "layer": "branches", "batch_id": batch.id, "runs": f"{runs[0]},{runs[1]}",
                    "collection_id": f"{runs[0]}__branches", "feature_id": "1", "collectionId": f"{runs[0]}__branches",
                    "featureId": "1"}  # fmt: skip
-        yield World(app, services, keys, ids)
+        yield World(app, services, keys, ids, registration)
     finally:
         quiet.setLevel(level)
         services.engine.dispose()
@@ -172,7 +181,7 @@ def test_every_operation_conforms_as_every_role(world: World) -> None:
     reached = {label for label, t in tallies.items() if t.statuses[200] or t.statuses[201] or t.statuses[204]}
     unreached = sorted(label for label in labels if label.startswith("GET") and label not in reached)
     assert not unreached, f"never answered 2xx: {unreached}\n{table(tallies)}"
-    for label in ("POST /api/v1/scenarios", "PUT /api/v1/scenarios/{scenario_id}",
+    for label in ("POST /api/v1/regions", "POST /api/v1/scenarios", "PUT /api/v1/scenarios/{scenario_id}",
                   "DELETE /api/v1/scenarios/{scenario_id}", "DELETE /api/v1/regions/{region_id}",
                   "POST /api/v1/scenarios/{scenario_id}/runs", "DELETE /api/v1/runs/{run_id}"):  # fmt: skip
         t = tallies[label]
