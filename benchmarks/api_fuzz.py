@@ -12,7 +12,7 @@ success through the API, and adds a nightly batch's report to the database. Then
 ``/api/v1/openapi.json`` and of the OGC API's own document (``/ogc/api``), it sends ``--examples`` generated
 requests (schemathesis, positive and negative data) as each caller (no key, viewer, planner, admin): mostly with
 the seeded ids in the path and the ``runs`` query, so that they reach the handlers, and a valid scenario body among
-the generated ones (and a registration of the toy region's files on the server: one import, then 409s). A DELETE
+the generated ones (and a registration of the toy region's files on the server: one import, 201). A DELETE
 gets a fresh object (a scenario made through the API, a region or queued run row made
 in the database) instead of a seeded one.
 
@@ -292,7 +292,7 @@ def prepare(base: str, env: dict[str, str], tmp: Path, db_url: str) -> LiveWorld
         made = subprocess.run([branchnet_command(), "keys", "create", "--org", "fuzz", "--role", role], env=env,
                               cwd=tmp, capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
         keys[role] = made.stdout.strip()
-    # under <data_dir>/sources: the generated registrations of server files may name them (one import, then 409)
+    # under <data_dir>/sources, so that a registration may name them (one import: a fixed body is sent once per caller)
     paths = write_region(generate_region("toy", seed=1), Path(env["BRANCHNET_DATA_DIR"]) / "sources" / "toy")
     world = LiveWorld(base, keys, {}, db_url, "")
     on_server = {"osm": str(paths["osm"]), "population": str(paths["areas"]), "branches": str(paths["branches"])}

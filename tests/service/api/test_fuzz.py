@@ -106,7 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_sources
 
     data_dir = tmp_path_factory.mktemp("fuzz")
     app = create_app(_settings(data_dir))
-    sources = data_dir / "sources"  # server files an admin may register (one import, then 409: the name is taken)
+    sources = data_dir / "sources"  # server files an admin may register (one import, 201)
     shutil.copytree(toy_sources["osm"].parent, sources)
     registration = {"name": "toy-registered", "area_field": "area_id", "group_field": "municipality",
                     "id_field": "branch_id", "paths": {k: str(sources / toy_sources[f].name) for k, f in
