@@ -220,9 +220,18 @@ def audit(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    processes: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Server processes on the one port (default BRANCHNET_SERVER_PROCESSES, 1). "
+                     "They share the run queue through leases; each runs up to BRANCHNET_RUN_WORKERS runs."),
+    ] = None,
 ) -> None:
     """Run the HTTP API (docs at /api/v1/docs) with uvicorn; settings from BRANCHNET_* or .env."""
     import uvicorn
 
+    from service.config import Settings
+
+    n = processes or Settings().server_processes
     # our structured request log replaces uvicorn's access log (one line per request, not two)
-    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, access_log=False)
+    uvicorn.run("service.api.app:create_app", factory=True, host=host, port=port, access_log=False,
+                workers=n if n > 1 else None)  # fmt: skip

@@ -133,3 +133,34 @@ def test_two_servers_share_the_queue_and_finish_a_killed_servers_runs(
             client.close()
     services.engine.dispose()
     postgres.drop_database(url)
+
+
+def test_serve_with_two_processes_on_sqlite(data_dir: Path, tmp_path: Path, toy_region: RegionData) -> None:
+    """``branchnet serve --processes 2`` (BRANCHNET_SERVER_PROCESSES): two serving processes on one port and one
+    SQLite database, each with its own dispatcher; every run is executed once."""
+    from service.api.app import create_app
+    from service.config import Settings
+
+    services = create_app(Settings(data_dir=data_dir, leaflet_dir=LEAFLET)).state.services
+    keys, (quick,) = setup_org(services, toy_region, NO_BOOKMOBILE)
+    settings = {"BRANCHNET_DATA_DIR": str(data_dir), "BRANCHNET_LEAFLET_DIR": str(LEAFLET),
+                "BRANCHNET_SERVER_PROCESSES": "2", "BRANCHNET_RUN_WORKERS": "1", "BRANCHNET_WORKERS": "1"}  # fmt: skip
+    with local_server(settings, cwd=tmp_path, log=tmp_path / "serve.log") as server:
+        serving = [p for p in Path("/proc").iterdir() if p.name.isdigit() and ppid(int(p.name)) == server.process.pid]
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            ids = []
+            for _ in range(4):
+                r = client.post(f"{API}/scenarios/{quick}/runs", headers=keys.headers("a", "planner"))
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            deadline = time.monotonic() + 300
+            while True:
+                with services.sessions() as s:
+                    state = {r.id: r for r in s.scalars(select(Run))}
+                if all(r.status in ("succeeded", "failed") for r in state.values()):
+                    break
+                assert time.monotonic() < deadline, {r.id: r.status for r in state.values()}
+                time.sleep(0.2)
+    assert len(serving) >= 2, "two serving processes under the supervisor"
+    assert {(r.status, r.attempts) for r in state.values()} == {("succeeded", 1)}
+    services.engine.dispose()
