@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     run_workers: int = Field(default=1, ge=1, le=64, description="Concurrent runs on the local process pool.")
     run_max_attempts: int = Field(default=2, ge=1, le=10, description="Attempts of a run whose worker was lost.")
     server_processes: int = Field(
-        default=1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="Processes of `branchnet serve` on its one port; Python serves one request at a time per "
         "process, so more processes use more cores. They share the run queue through leases.",
     )

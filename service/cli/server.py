@@ -222,8 +222,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     processes: Annotated[
         int | None,
-        typer.Option(min=1, max=64, help="Server processes on the one port (default BRANCHNET_SERVER_PROCESSES, 1). "
-                     "They share the run queue through leases; each runs up to BRANCHNET_RUN_WORKERS runs."),
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes on the one port (default BRANCHNET_SERVER_PROCESSES, 1). "
+            "They share the run queue through leases; each runs up to BRANCHNET_RUN_WORKERS runs.",
+        ),
     ] = None,
 ) -> None:
     """Run the HTTP API (docs at /api/v1/docs) with uvicorn; settings from BRANCHNET_* or .env."""
