@@ -308,10 +308,13 @@ def test_serve_runs_uvicorn_with_the_app_factory(monkeypatch: pytest.MonkeyPatch
 
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
-    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123"])
-    assert result.exit_code == 0, result.output
+    for extra in ([], ["--processes", "3"]):
+        result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8123", *extra])
+        assert result.exit_code == 0, result.output
+    common = {"factory": True, "host": "0.0.0.0", "port": 8123, "access_log": False}
     assert calls == [
-        (("service.api.app:create_app",), {"factory": True, "host": "0.0.0.0", "port": 8123, "access_log": False})
+        (("service.api.app:create_app",), {**common, "workers": None}),  # one process: no supervisor
+        (("service.api.app:create_app",), {**common, "workers": 3}),
     ]
 
 
