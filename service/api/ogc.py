@@ -27,6 +27,9 @@ collection answers 404, exactly like a missing one. A malformed or out-of-range 
 ``bbox-crs`` or ``f`` answers 400 naming the parameter; ``limit`` above :data:`MAX_LIMIT` is such an error, not
 silently clamped. Other query parameters are ignored and never copied into links, so a key that a client put in a
 URL by mistake is not repeated in the ``next`` links either.
+
+About 500 lines because the standard's six endpoints, their parameter checks, the paging links and the layer cache
+belong together: each endpoint is short, and splitting them would spread one protocol over several modules.
 """
 
 from __future__ import annotations
