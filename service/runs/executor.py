@@ -14,12 +14,13 @@ its task cancelled and aborted cooperatively (Dask); on another server, its work
 
 **Several servers, one database.** Runs are leased (:mod:`service.runs.worker`). A dispatcher claims queued runs
 atomically (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite, whose writers take turns, a
-compare-and-set on status and attempts), marks them ``running`` with a lease, and hands each to a worker that
-renews the lease while it works. A run is lost only when its lease expires (or its own server sees its worker
-die): every dispatcher looks for expired leases at start and then every few seconds, and the first to see one
-applies the lost-worker rule with a compare-and-set, so no run is taken twice. Any number of ``branchnet serve``
-processes (and the nightly batch, whose runs are its own) can therefore share one database. A worker process
-dies with its server, so a killed server's runs are run again elsewhere once their leases expire.
+compare-and-set on status and attempts), marks them ``running`` with a lease, and hands each to a worker. The lease
+is renewed every third of its length by the worker's heartbeat and by its server while the worker lives (a worker
+deep in a native solve holding the GIL cannot beat for itself). A run is lost only when its lease expires (or its
+own server sees its worker die): every dispatcher looks for expired leases at start and then every few seconds, and
+the first to see one applies the lost-worker rule with a compare-and-set, so no run is taken twice. Any number of
+``branchnet serve`` processes (and the nightly batch, whose runs are its own) can therefore share one database. A
+worker process dies with its server, so a killed server's runs are run again elsewhere once their leases expire.
 
 The lost-worker rule: a run whose worker disappeared is queued again while ``attempts <
 settings.run_max_attempts``, else failed with ``worker lost (attempt N of M): ...``. Nothing is silently lost. A
@@ -122,6 +123,7 @@ class _BaseExecutor:
         self.lock = threading.Lock()
         self.server_id = worker_id()
         self._next_expiry = 0.0
+        self._next_renewal = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +165,26 @@ class _BaseExecutor:
             log.warning("recovered runs", extra={"fields": {"runs": ids}})
         return ids
 
+    def renew(self) -> int:
+        """Renew the leases of the runs this server's workers are executing (still theirs); how many.
+
+        The server renews for its live workers, as the workers do themselves: a worker busy in native code that
+        holds the GIL (a long solve) cannot run its own heartbeat, and its run must not be taken for lost."""
+        with self.lock:
+            jobs = {run_id: job.attempt for run_id, job in self.jobs.items()}
+        if not jobs:
+            return 0
+        renewed = 0
+        until = lease_until(self.settings.run_lease_s)
+        try:
+            with session_scope(self.sessions) as s:
+                for run_id, attempt in jobs.items():
+                    ours = (Run.id == run_id) & (Run.status == "running") & (Run.attempts == attempt)
+                    renewed += rowcount(s.execute(update(Run).where(ours).values(lease_expires_at=until)))
+        except Exception as exc:  # the database is away: the next round tries again
+            log.warning("lease renewal failed", extra={"fields": {"error": str(exc)[:200]}})
+        return renewed
+
     def lost(self, s: Session, run_id: str, org_id: str, attempts: int, cause: str) -> bool:
         """The rule for a run whose worker disappeared during ``attempts``: queue it again, or fail it after the
         last attempt. A compare-and-set: it does nothing (False) when the run is no longer running that attempt."""
@@ -187,6 +209,9 @@ class _BaseExecutor:
             try:
                 self._reap()
                 self._settle()
+                if time.monotonic() >= self._next_renewal:
+                    self._next_renewal = time.monotonic() + self.settings.run_lease_s / 3
+                    self.renew()
                 if time.monotonic() >= self._next_expiry:
                     self._next_expiry = time.monotonic() + self.settings.run_lease_s / 4
                     self.recover()

@@ -7,7 +7,9 @@ starts, and applied to the run's first attempt only (so the retry shows the reco
 - a progress stage (``"loading region"``, ``"select"``, ``"write results"``...): SIGKILL at its first report;
 - ``"mid-write"``: SIGKILL right after the GeoPackage is written into the run's temporary folder, before the map,
   the image and ``plan.json``;
-- ``"final write"``: SIGKILL with every result file in place but before the run is recorded as succeeded.
+- ``"final write"``: SIGKILL with every result file in place but before the run is recorded as succeeded;
+- ``"silent"``: no heartbeat of the worker's own, and 6 s without a word at the start of the solve (as a worker
+  deep in a native solve holding the GIL): only its server can keep its lease.
 
 Every worker start (``attempt N``) and every progress stage it reports are appended to ``<plan>.stages.<run_id>``
 (one per line, in order), so a test can first learn the stages of a clean run, then kill a run at each of them.
@@ -58,6 +60,18 @@ def faulty_main(*args: Any) -> None:
             _die()
 
         outputs.write_layers = then_die
+    if at == "silent":
+        import time
+
+        worker._Execution._heartbeat = lambda self: None  # type: ignore[method-assign]
+        silent = recorded
+
+        def quiet(self: Any, stage: str, fraction: float) -> None:
+            if stage == "solve":
+                time.sleep(6.0)
+            silent(self, stage, fraction)
+
+        worker._Execution.progress = quiet  # type: ignore[method-assign]
     if at == "final write":
         worker._Execution._finish = lambda *a, **k: _die()  # type: ignore[method-assign]
     worker.process_main(*args)

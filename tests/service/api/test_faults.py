@@ -97,6 +97,27 @@ def test_worker_killed_at_every_stage(
     assert set(statuses(services).values()) == {"succeeded"}
 
 
+def test_server_keeps_the_lease_of_a_silent_worker(
+    make_app: AppFactory, toy_region: RegionData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that cannot beat for itself (a native solve holding the GIL) keeps its run: its server renews the
+    lease while the worker lives, so a 2 s lease survives 6 s of silence and the run ends in its first attempt."""
+    from service.runs.executor import LocalExecutor
+
+    plan_file = tmp_path / "faults.json"
+    monkeypatch.setenv(PLAN_ENV, str(plan_file))
+    client, services = make_app(run_workers=1, workers=1, run_max_attempts=2, run_lease_s=2)
+    services.executor.stop()
+    keys, (quick,) = setup_org(services, toy_region, QUICK)
+    run_id = submit(client, keys, quick)
+    plan_file.write_text(json.dumps({run_id: {"at": "silent"}}))
+    services.executor = LocalExecutor(services, target=faulty_main)
+    services.executor.start()
+    run = succeeded(client, keys, run_id, timeout=120)
+    assert run["attempts"] == 1 and run["error"] is None, run
+    assert "solve" in plan_file.with_name(f"{plan_file.name}.stages.{run_id}").read_text().splitlines()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2. the database restarting mid-run
 
