@@ -33,6 +33,7 @@ from service.api.auth import create_key
 from service.batch.report import summarise
 from service.config import REPO_ROOT, Settings
 from service.plans.report import region_summary
+from service.runs.worker import summarize
 from service.store.db import ROLES, ApiKey, Batch, Region, Run
 from service.store.db import Scenario as ScenarioRow
 from service.store.regions import store_region
@@ -52,6 +53,50 @@ PLAN: dict[str, Any] = {
 }
 #: A registration the access check lets through and the import then rejects (an import per case would be slow).
 BAD_REGISTRATION = {"name": "nowhere", "paths": {"osm": "/nowhere.osm", "population": "/p.csv", "branches": "/b.csv"}}
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What :func:`seed_results` stored."""
+
+    region_id: str
+    scenario_id: str
+    plan_run: str
+    roadmap_run: str
+    batch_id: str
+
+
+def seed_results(
+    s: Any, services: Any, org_id: str, region: Any, name: str, plan_results: Path, roadmap_results: Path
+) -> Seeded:
+    """Store, for ``org_id``: the region, a scenario ``name``, two succeeded runs holding the session's computed
+    plan and roadmap results (copied into the file store), and a nightly batch whose report names the roadmap run
+    (the plan run as its previous one). Committed."""
+    stored = store_region(s, services.files, org_id, region, region_summary(region))
+    scenario = ScenarioRow(org_id=org_id, region_id=stored.id, name=name, body=PLAN, version=1)
+    s.add(scenario)
+    s.flush()
+    runs = []
+    for results in (plan_results, roadmap_results):
+        run = Run(org_id=org_id, scenario_id=scenario.id, body=PLAN, status="succeeded", progress=100.0,
+                  stage="done", attempts=1, summary={})  # fmt: skip
+        s.add(run)
+        s.flush()
+        folder = services.files.run_dir(org_id, run.id)
+        shutil.copytree(results, folder)
+        run.result_path = folder.relative_to(services.files.root).as_posix()
+        run.summary = summarize(json.loads((folder / "plan.json").read_text()))
+        runs.append(run.id)
+    row = {"scenario_id": scenario.id, "name": name, "org_id": org_id, "org": "org-a", "region": "toy",
+           "status": "succeeded", "reasons": ["scenario edited"], "attempts": 1, "retried": False,
+           "run_id": runs[1], "previous_run": runs[0], "seconds": 1.0, "stages_s": {}, "worker": "w",
+           "peak_rss_mb": 100.0, "error": None}  # fmt: skip
+    batch = Batch(status="succeeded", exit_code=0, options={},
+                  report={"batch_id": "x", "scenarios": [row], "changes": [], "reimported": [], "wall_s": 1.0,
+                          **summarise([row], 1.0)})  # fmt: skip
+    s.add(batch)
+    s.commit()
+    return Seeded(stored.id, scenario.id, runs[0], runs[1], batch.id)
 
 
 @dataclass(frozen=True)
@@ -181,7 +226,6 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     from fastapi.testclient import TestClient
 
     from service.api.app import create_app
-    from service.runs.worker import summarize
 
     data_dir = tmp_path_factory.mktemp(f"access-{request.param}")
     url = None
@@ -197,33 +241,11 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             revoked, row = create_key(s, "org-a", "admin", name="revoked")
             row.revoked = True
             s.commit()
-            region = store_region(s, services.files, a, toy_region, region_summary(toy_region))
-            scenario = ScenarioRow(org_id=a, region_id=region.id, name="toy-access", body=PLAN, version=1)
-            s.add(scenario)
-            s.flush()
-            runs = []
-            for results in (toy_results, toy_roadmap_results):
-                run = Run(org_id=a, scenario_id=scenario.id, body=PLAN, status="succeeded", progress=100.0,
-                          stage="done", attempts=1, summary={})  # fmt: skip
-                s.add(run)
-                s.flush()
-                folder = services.files.run_dir(a, run.id)
-                shutil.copytree(results, folder)
-                run.result_path = folder.relative_to(services.files.root).as_posix()
-                run.summary = summarize(json.loads((folder / "plan.json").read_text()))
-                runs.append(run.id)
-            row = {"scenario_id": scenario.id, "name": "toy-access", "org_id": a, "org": "org-a", "region": "toy",
-                   "status": "succeeded", "reasons": ["scenario edited"], "attempts": 1, "retried": False,
-                   "run_id": runs[1], "previous_run": runs[0], "seconds": 1.0, "stages_s": {}, "worker": "w",
-                   "peak_rss_mb": 100.0, "error": None}  # fmt: skip
-            batch = Batch(status="succeeded", exit_code=0, options={},
-                          report={"batch_id": "x", "scenarios": [row], "changes": [], "reimported": [], "wall_s": 1.0,
-                                  **summarise([row], 1.0)})  # fmt: skip
-            s.add(batch)
-            s.commit()
+            seeded = seed_results(s, services, a, toy_region, "toy-access", toy_results, toy_roadmap_results)
             calendar = min(p.name for p in (toy_results / "calendars").glob("*.ics"))
-            ids = {"region": region.id, "scenario": scenario.id, "run": runs[0], "run2": runs[1], "layer": "branches",
-                   "calendar": calendar, "batch": batch.id}  # fmt: skip
+            ids = {"region": seeded.region_id, "scenario": seeded.scenario_id, "run": seeded.plan_run,
+                   "run2": seeded.roadmap_run, "layer": "branches", "calendar": calendar,
+                   "batch": seeded.batch_id}  # fmt: skip
         yield World(TestClient(app), services, keys, revoked, ids)
     finally:
         services.engine.dispose()

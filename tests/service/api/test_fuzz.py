@@ -19,7 +19,6 @@ benchmarks.api_fuzz`` (``make bench``), against a live ``branchnet serve``.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import pytest
 from benchmarks.api_fuzz import Tally, fuzz, operations, table
 from service.config import Settings
 from tests.service.api.conftest import LEAFLET, Keys, create_keys
-from tests.service.api.test_access import PLAN
+from tests.service.api.test_access import PLAN, seed_results
 
 #: Generated requests per (operation, caller).
 EXAMPLES = 8
@@ -97,12 +96,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_sources
     import logging
 
     from service.api.app import create_app
-    from service.batch.report import summarise
-    from service.plans.report import region_summary
-    from service.runs.worker import summarize
-    from service.store.db import Batch, Run
-    from service.store.db import Scenario as ScenarioRow
-    from service.store.regions import store_region
 
     data_dir = tmp_path_factory.mktemp("fuzz")
     app = create_app(_settings(data_dir))
@@ -120,34 +113,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, toy_region: Any, toy_sources
         keys = create_keys(services)
         a = keys.org_id("a")
         with services.sessions() as s:
-            region = store_region(s, services.files, a, toy_region, region_summary(toy_region))
-            scenario = ScenarioRow(org_id=a, region_id=region.id, name="toy-fuzz", body=PLAN, version=1)
-            s.add(scenario)
-            s.flush()
-            runs = []
-            for results in (toy_roadmap_results, toy_results):
-                run = Run(org_id=a, scenario_id=scenario.id, body=PLAN, status="succeeded", progress=100.0,
-                          stage="done", attempts=1, summary={})  # fmt: skip
-                s.add(run)
-                s.flush()
-                folder = services.files.run_dir(a, run.id)
-                shutil.copytree(results, folder)
-                run.result_path = folder.relative_to(services.files.root).as_posix()
-                run.summary = summarize(json.loads((folder / "plan.json").read_text()))
-                runs.append(run.id)
-            row = {"scenario_id": scenario.id, "name": "toy-fuzz", "org_id": a, "org": "org-a", "region": "toy",
-                   "status": "succeeded", "reasons": ["scenario edited"], "attempts": 1, "retried": False,
-                   "run_id": runs[0], "previous_run": runs[1], "seconds": 1.0, "stages_s": {}, "worker": "w",
-                   "peak_rss_mb": 100.0, "error": None}  # fmt: skip
-            batch = Batch(status="succeeded", exit_code=0, options={},
-                          report={"batch_id": "x", "scenarios": [row], "changes": [], "reimported": [], "wall_s": 1.0,
-                                  **summarise([row], 1.0)})  # fmt: skip
-            s.add(batch)
-            s.commit()
+            seeded = seed_results(s, services, a, toy_region, "toy-fuzz", toy_results, toy_roadmap_results)
+            run, other = seeded.roadmap_run, seeded.plan_run
             calendar = min(p.name for p in (toy_roadmap_results / "calendars").glob("*.ics"))
-            ids = {"region_id": region.id, "scenario_id": scenario.id, "run_id": runs[0], "name": calendar,
-                   "layer": "branches", "batch_id": batch.id, "runs": f"{runs[0]},{runs[1]}",
-                   "collection_id": f"{runs[0]}__branches", "feature_id": "1", "collectionId": f"{runs[0]}__branches",
+            ids = {"region_id": seeded.region_id, "scenario_id": seeded.scenario_id, "run_id": run, "name": calendar,
+                   "layer": "branches", "batch_id": seeded.batch_id, "runs": f"{run},{other}",
+                   "collection_id": f"{run}__branches", "feature_id": "1", "collectionId": f"{run}__branches",
                    "featureId": "1"}  # fmt: skip
         yield World(app, services, keys, ids, registration)
     finally:
