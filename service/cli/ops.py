@@ -7,7 +7,7 @@ The logic is :mod:`service.store.backup`; the database and data folder come from
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,12 +31,17 @@ def backup(
     with user_errors(), progress_bar() as report:
         manifest = run_backup(config.db_url, config.files_dir, target, progress=report)
     if as_json:
-        print_json({k: v for k, v in manifest.items() if k != "files"} | {"file_count": len(manifest["files"])})
+        print_json(_summary(manifest))
         return
     db = manifest["database"]
     err.print(f"backed up {sum(db['rows'].values()):,} rows in {len(db['rows'])} tables ({db['kind']}, schema "
               f"{db['schema_revision']}) and {len(manifest['files']) - 1:,} files, {_mb(manifest['bytes'])} in all, "
               f"to {target}", highlight=False)  # fmt: skip
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest for ``--json``: everything but the file list, which is counted."""
+    return {k: v for k, v in manifest.items() if k != "files"} | {"file_count": len(manifest["files"])}
 
 
 @app.command()
@@ -53,7 +58,7 @@ def restore(
     with user_errors(), progress_bar() as report:
         manifest = run_restore(source, config.db_url, config.files_dir, force=force, progress=report)
     if as_json:
-        print_json({k: v for k, v in manifest.items() if k != "files"} | {"file_count": len(manifest["files"])})
+        print_json(_summary(manifest))
         return
     db = manifest["database"]
     err.print(f"restored {sum(db['rows'].values()):,} rows ({db['kind']}, schema {db['schema_revision']}, now "

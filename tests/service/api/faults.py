@@ -64,12 +64,11 @@ def faulty_main(*args: Any) -> None:
         import time
 
         worker._Execution._heartbeat = lambda self: None  # type: ignore[method-assign]
-        silent = recorded
 
         def quiet(self: Any, stage: str, fraction: float) -> None:
             if stage == "solve":
                 time.sleep(6.0)
-            silent(self, stage, fraction)
+            recorded(self, stage, fraction)
 
         worker._Execution.progress = quiet  # type: ignore[method-assign]
     if at == "final write":
