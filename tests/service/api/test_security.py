@@ -63,7 +63,7 @@ def test_an_expiry_brought_forward_stops_the_key_within_the_cache_time(
     api: Any, keys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, services = api
-    monkeypatch.setattr(deps, "KEY_CACHE_S", 1.0)
+    monkeypatch.setattr(deps, "KEY_CACHE_S", 0.5)
     headers = keys.headers("a", "viewer")
     assert client.get(f"{API}/regions", headers=headers).status_code == 200
     with services.sessions() as session:
@@ -72,7 +72,8 @@ def test_an_expiry_brought_forward_stops_the_key_within_the_cache_time(
         session.commit()
     changed = time.monotonic()
     while client.get(f"{API}/regions", headers=headers).status_code == 200:
-        assert time.monotonic() - changed < deps.KEY_CACHE_S + 1.0, "the expired key still works"
+        # a generous margin for a busy machine, still below the default cache time of 5 s
+        assert time.monotonic() - changed < deps.KEY_CACHE_S + 3.5, "the expired key still works"
         time.sleep(0.05)
     assert "expired at" in client.get(f"{API}/regions", headers=headers).json()["detail"]
 

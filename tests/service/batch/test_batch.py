@@ -387,7 +387,8 @@ def test_on_postgresql_the_advisory_lock_spans_servers(world: World, tmp_path: P
         started = time.perf_counter()
         with pytest.raises(LockedError, match="advisory lock"):
             run_batch(other, BatchOptions())
-        assert time.perf_counter() - started < 1.0
+        # pg_try_advisory_lock does not wait; the margin is for a busy machine (a waiting batch never returns)
+        assert time.perf_counter() - started < 15.0
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
     engine.dispose()
     sid = w.scenarios["toy-3/cheapest"]
