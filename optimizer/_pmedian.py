@@ -36,6 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from optimizer import _lagrange_kernel
+
 
 @dataclass(frozen=True)
 class RadiusOutcome:
@@ -247,17 +249,21 @@ def branch_and_bound(
     """
     m = C.shape[1]
     cols = np.flatnonzero(columns)
-    sub = np.ascontiguousarray(C[:, cols])
-    Fs = F[cols]
+    sub = np.ascontiguousarray(C[:, cols], dtype=np.float64)
+    sc, order = _lagrange_kernel.sorted_rows(sub)
+    Fs = np.ascontiguousarray(F[cols], dtype=np.float64)
     k = len(cols)
-    slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(incumbent) if math.isfinite(incumbent) else 1.0)
-    ub = incumbent
-    best_mask: np.ndarray | None = None
-    stack = [_Node(force_open[cols].copy(), np.ones(k, dtype=bool), lam.copy(), -math.inf)]
-    nodes = 0
+    p_code = -1 if p is None else int(p)
 
-    def value_of(x: np.ndarray) -> float:
-        return float(sub[:, x].min(axis=1).sum() + Fs[x].sum())
+    def slack_of(ub: float) -> float:
+        return 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(ub) if math.isfinite(ub) else 1.0)
+
+    ub = incumbent
+    slack = slack_of(ub)
+    best_mask: np.ndarray | None = None
+    stack = [_Node(force_open[cols].copy(), np.ones(k, dtype=bool), np.asarray(lam, dtype=np.float64).copy(),
+                   -math.inf)]  # fmt: skip
+    nodes = 0
 
     while stack:
         if time.perf_counter() > deadline:
@@ -267,57 +273,37 @@ def branch_and_bound(
         if node.bound > ub - slack:
             continue
         nodes += 1
-        keep, allowed, lam_n = node.keep, node.allowed, node.lam.copy()
+        keep, allowed = node.keep, node.allowed
         if p is not None and (int(keep.sum()) > p or int(allowed.sum()) < p):
             continue
-        best_lb, best_lam, theta, stall = -math.inf, lam_n, 0.5 if nodes > 1 else 1.0, 0
-        act = np.flatnonzero(allowed)  # the node's sites: the closed ones take no part in its relaxation
-        sub_a, F_a, keep_a = sub[:, act], Fs[act], keep[act]
-        all_a = np.ones(len(act), dtype=bool)
-        xbar_a = np.zeros(len(act))
-        for _ in range(node_iterations if nodes > 1 else 5 * node_iterations):
-            rho_a = F_a + np.minimum(sub_a - lam_n[:, None], 0.0).sum(axis=0)
-            xa = _choose(rho_a, keep_a, all_a, p)
-            xbar_a = 0.8 * xbar_a + 0.2 * xa  # a primal estimate: recent subproblem solutions, averaged
-            lb = float(lam_n.sum() + rho_a[xa].sum())
-            if lb > best_lb + 1e-9 * max(1.0, abs(lb)):
-                best_lb, best_lam, stall = lb, lam_n.copy(), 0
-            else:
-                stall += 1
-                if stall >= 8:
-                    theta, stall = theta / 2, 0
-            if best_lb > ub - slack or theta < 5e-3:
-                break
-            x = np.zeros(k, dtype=bool)
-            x[act[xa]] = True
-            value = value_of(x)
-            if _better(value, ub):
-                ub, best_mask = value, x.copy()
-                slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(ub))
-            g = 1.0 - ((lam_n[:, None] > sub_a) & xa[None, :]).sum(axis=1)
-            norm = float(g @ g)
-            if norm == 0:
-                break  # the relaxed solution assigns every client once: lb is this node's optimum
-            lam_n = lam_n + theta * max(ub - lb, 1e-6) / norm * g
+        root = nodes == 1
+        best_lb, best_lam, rho, xbar, plan, plan_x, *_ = _lagrange_kernel.subgradient(
+            sc, order, Fs, node.lam, keep, allowed, p_code, ub, slack,
+            5 * node_iterations if root else node_iterations, 1.0 if root else 0.5, 8,
+        )  # fmt: skip
+        if _better(plan, ub):
+            ub, best_mask, slack = plan, plan_x.copy(), slack_of(plan)
+        raw_lb = best_lb  # what the reduced costs add to: adding them to a rounded bound could exceed the truth
         if integral:
             best_lb = math.ceil(best_lb - 1e-6)
         if best_lb > ub - slack:
             continue
         # reduced-cost fixing at this node, then branch
-        rho = Fs + np.minimum(sub - best_lam[:, None], 0.0).sum(axis=0)
         x = _choose(rho, keep, allowed, p)
         free = allowed & ~keep
         if p is not None:
             chosen, other = free & x, free & ~x
             worst_in = float(rho[chosen].max()) if chosen.any() else 0.0
             best_out = float(rho[other].min()) if other.any() else math.inf
-            lb_open = best_lb + np.where(x, 0.0, rho - worst_in)
-            lb_close = best_lb + np.where(x, best_out - rho, 0.0)
+            lb_open = raw_lb + np.where(x, 0.0, rho - worst_in)
+            lb_close = raw_lb + np.where(x, best_out - rho, 0.0)
         elif keep.any() or (rho[free] < 0).any():
-            lb_open = best_lb + np.maximum(rho, 0.0) * ~x
-            lb_close = best_lb + np.maximum(-rho, 0.0) * x
+            lb_open = raw_lb + np.maximum(rho, 0.0) * ~x
+            lb_close = raw_lb + np.maximum(-rho, 0.0) * x
         else:  # the one site opened only because one must be: forcing another may replace it, so fix nothing
-            lb_open = lb_close = np.full(k, best_lb)
+            lb_open = lb_close = np.full(k, raw_lb)
+        if integral:  # a bound on integers rounds up, after the reduced cost is added
+            lb_open, lb_close = np.ceil(lb_open - 1e-6), np.ceil(lb_close - 1e-6)
         allowed = allowed & ~(free & (lb_open > ub - slack))
         keep = keep | (free & (lb_close > ub - slack))
         free = allowed & ~keep
@@ -326,15 +312,11 @@ def branch_and_bound(
         if not free.any() or (p is not None and int(keep.sum()) == p):
             x = keep.copy() if p is not None else _choose(rho, keep, allowed, p)
             if x.any():
-                value = value_of(x)
+                value = _lagrange_kernel.plan_value(sc, order, Fs, x)
                 if _better(value, ub):
-                    ub, best_mask = value, x.copy()
-            if p is None and free.any():
-                pass
-            else:
+                    ub, best_mask, slack = value, x.copy(), slack_of(value)
+            if p is not None or not free.any():
                 continue
-        xbar = np.zeros(k)
-        xbar[act] = xbar_a
         score = np.where(free, -np.abs(xbar - 0.5), -math.inf)
         j = int(np.argmax(score))
         a_keep = keep.copy()

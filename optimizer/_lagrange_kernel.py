@@ -1,0 +1,170 @@
+"""Compiled inner loops of the Lagrangian branch and bound (:func:`optimizer._pmedian.branch_and_bound`).
+
+The relaxation of the assignment constraints only ever looks at the pairs with ``C_ij < lambda_i``: site j's
+reduced cost is ``rho_j = F_j + sum_i min(C_ij - lambda_i, 0)`` and client i's subgradient counts the chosen sites
+cheaper than ``lambda_i``. With each client's costs sorted once, both are a walk along a short prefix of its row
+(about n / p entries for a p-median) instead of a pass over the dense n x m matrix, which made each node of the
+tree 10 to 50 times cheaper on the OR-Library sizes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _reduced_costs(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam: np.ndarray, allowed: np.ndarray,
+                   rho: np.ndarray) -> None:  # fmt: skip
+    n, k = sc.shape
+    for j in range(k):
+        rho[j] = F[j]
+    for i in range(n):
+        li = lam[i]
+        for t in range(k):
+            c = sc[i, t]
+            if c >= li:
+                break
+            j = order[i, t]
+            if allowed[j]:
+                rho[j] += c - li
+
+
+@numba.njit(cache=True, nogil=True)
+def _choose(rho: np.ndarray, keep: np.ndarray, allowed: np.ndarray, p: int, x: np.ndarray) -> None:
+    """The subproblem: forced sites, then the ``p - |keep|`` cheapest free ones (p >= 0) or every negative free one
+    (p < 0; at least one site open)."""
+    k = len(rho)
+    nkeep = 0
+    for j in range(k):
+        x[j] = keep[j]
+        nkeep += keep[j]
+    if p >= 0:
+        need = p - nkeep
+        if need <= 0:
+            return
+        free = np.empty(k, np.int64)
+        nf = 0
+        for j in range(k):
+            if allowed[j] and not keep[j]:
+                free[nf] = j
+                nf += 1
+        vals = np.empty(nf)
+        for a in range(nf):
+            vals[a] = rho[free[a]]
+        idx = np.argsort(vals, kind="mergesort")
+        for a in range(min(need, nf)):
+            x[free[idx[a]]] = True
+        return
+    best, arg, any_open = np.inf, -1, nkeep > 0
+    for j in range(k):
+        if allowed[j] and not keep[j]:
+            if rho[j] < 0:
+                x[j] = True
+                any_open = True
+            if rho[j] < best:
+                best, arg = rho[j], j
+    if not any_open and arg >= 0:
+        x[arg] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def plan_value(sc: np.ndarray, order: np.ndarray, F: np.ndarray, x: np.ndarray) -> float:
+    """``sum_i min_{j open} C_ij + sum_{j open} F_j`` (inf when nothing is open)."""
+    n, k = sc.shape
+    total = 0.0
+    for j in range(k):
+        if x[j]:
+            total += F[j]
+    for i in range(n):
+        found = False
+        for t in range(k):
+            if x[order[i, t]]:
+                total += sc[i, t]
+                found = True
+                break
+        if not found:
+            return np.inf
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def subgradient(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam0: np.ndarray, keep: np.ndarray,
+                allowed: np.ndarray, p: int, ub: float, slack: float, iterations: int, theta0: float,
+                patience: int, min_theta: float = 5e-3, stall0: int = 0,
+                best0: float = -np.inf) -> tuple[Any, ...]:  # fmt: skip
+    """Warm-started subgradient optimisation of the node's Lagrangian bound, with the subproblem's plans as a
+    heuristic.
+
+    Returns ``(best_lb, best_lam, rho at best_lam, xbar, plan_value, plan_x, iterations_done, lam, theta, stall)``,
+    the last three to continue from where it stopped (with ``best0``, the best bound before, as the reference
+    for improvement; ``best_lam`` is then ``lam0`` unless ``best_lb`` exceeds ``best0``): ``xbar`` is an
+    exponential average of the subproblem's solutions (a primal estimate for branching) and ``plan_*`` the best
+    plan seen, if it beats ``ub`` (``plan_value`` inf otherwise). Polyak's step aims at ``ub``; the step factor
+    halves after ``patience`` iterations without improvement. Stops early when the bound reaches ``ub - slack``,
+    the step factor falls below ``min_theta``, or the subproblem's solution assigns every client once (the bound
+    is then exact).
+    """
+    n, k = sc.shape
+    lam = lam0.copy()
+    best_lam = lam0.copy()
+    best_lb = best0
+    rho = np.empty(k)
+    best_rho = np.empty(k)
+    x = np.zeros(k, np.bool_)
+    xbar = np.zeros(k)
+    plan_x = np.zeros(k, np.bool_)
+    best_plan = np.inf
+    g = np.empty(n)
+    theta, stall, it = theta0, stall0, 0
+    while it < iterations:
+        it += 1
+        _reduced_costs(sc, order, F, lam, allowed, rho)
+        _choose(rho, keep, allowed, p, x)
+        lb = 0.0
+        for i in range(n):
+            lb += lam[i]
+        for j in range(k):
+            if x[j]:
+                lb += rho[j]
+            xbar[j] = 0.8 * xbar[j] + (0.2 if x[j] else 0.0)
+        if lb > best_lb + 1e-9 * max(1.0, abs(lb)):
+            best_lb, stall = lb, 0
+            best_lam[:] = lam
+            best_rho[:] = rho
+        else:
+            stall += 1
+            if stall >= patience:
+                theta, stall = theta / 2, 0
+        if best_lb > ub - slack or theta < min_theta:
+            break
+        value = plan_value(sc, order, F, x)
+        if value < min(ub, best_plan) - 1e-9 * max(1.0, abs(ub) if ub < np.inf else 1.0):
+            best_plan = value
+            plan_x[:] = x
+            ub = value
+        norm = 0.0
+        for i in range(n):
+            li = lam[i]
+            cnt = 0
+            for t in range(k):
+                if sc[i, t] >= li:
+                    break
+                if x[order[i, t]]:
+                    cnt += 1
+            g[i] = 1.0 - cnt
+            norm += g[i] * g[i]
+        if norm == 0.0:
+            break  # the subproblem's solution assigns every client once: lb is the node's optimum
+        step = theta * max(ub - lb, 1e-6) / norm
+        for i in range(n):
+            lam[i] += step * g[i]
+    return best_lb, best_lam, best_rho, xbar, best_plan, plan_x, it, lam, theta, stall
+
+
+def sorted_rows(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's costs in ascending order and the column of each (stable, so ties keep column order)."""
+    order = np.argsort(C, axis=1, kind="stable").astype(np.int32)
+    return np.ascontiguousarray(np.take_along_axis(C, order, axis=1)), np.ascontiguousarray(order)
