@@ -28,6 +28,7 @@ large model, which HiGHS may not solve in the time; the caller then keeps the La
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from dataclasses import dataclass
@@ -187,6 +188,10 @@ def radius_mip(
 # Lagrangian branch and bound over the sites
 
 
+#: memory for the open nodes of the best-first tree (each keeps its parent's multipliers as a warm start)
+OPEN_NODES_BYTES = 400 * 2**20
+
+
 @dataclass
 class _Node:
     keep: np.ndarray  # (k,) forced open, over the active columns
@@ -230,22 +235,23 @@ def branch_and_bound(
     incumbent: float,
     deadline: float,
     integral: bool,
-    node_iterations: int = 120,
+    node_iterations: int = 60,
+    root_iterations: int = 600,
 ) -> TreeOutcome:
-    """Prove (or improve) an incumbent by depth-first branch and bound on the sites in ``columns``.
+    """Prove (or improve) an incumbent by best-first branch and bound on the sites in ``columns``.
 
     Each node fixes some sites open or closed and bounds its plans by the Lagrangian relaxation of the assignment
-    constraints (warm-started subgradient steps, Polyak's step towards the incumbent): ``L(lambda) = sum_i lambda_i
-    + min {sum_j rho_j x_j}`` with ``rho_j = F_j + sum_i min(C_ij - lambda_i, 0)`` over the node's sites (p of them,
-    or those with rho_j < 0 when p is free). A node is pruned when its bound reaches the incumbent (less 1 for
-    integral data); reduced costs fix further sites at each node (forcing j open costs at least
-    ``rho_j - max chosen rho``, closing a chosen one ``min other rho - rho_j``). The site whose two forced children
-    have the highest smaller bound is branched on, the child with the lower bound first. The subproblem's sites are
-    a plan at every node (a Lagrangian heuristic). The branching site is the free one whose recent subproblem
-    solutions (an exponential average, a primal estimate) are the most fractional, nearest 0.5; the child with the
-    lower bound is explored first. Limits: the bound is the LP bound at each node and no cuts are added, so an
-    instance with a large integrality gap (about 1% or more) can need more nodes than the time allows; the bound
-    returned is then the smallest over the open nodes.
+    constraints (warm-started subgradient steps on the compiled kernel of :mod:`optimizer._lagrange_kernel`,
+    Polyak's step towards the incumbent): ``L(lambda) = sum_i lambda_i + min {sum_j rho_j x_j}`` with
+    ``rho_j = F_j + sum_i min(C_ij - lambda_i, 0)`` over the node's sites (p of them, or those with rho_j < 0 when p
+    is free). A node is pruned when its bound reaches the incumbent (less 1 for integral data, the bound rounded up
+    only after any reduced cost is added); reduced costs fix further sites at each node (forcing j open costs at
+    least ``rho_j - max chosen rho``, closing a chosen one ``min other rho - rho_j``). The subproblem's sites are a
+    plan at every node (a Lagrangian heuristic). The branching site is the free one whose recent subproblem
+    solutions (an exponential average, a primal estimate) are the most fractional, nearest 0.5. Nodes are taken
+    lowest bound first (deepest first among equals), so the bound returned at the time limit is the smallest over
+    the open nodes. Limits: the bound is the LP bound at each node and no cuts are added, so an instance with a
+    large integrality gap (about 1% or more, pmed39-like: 1.5%) can need more nodes than the time allows.
     """
     m = C.shape[1]
     cols = np.flatnonzero(columns)
@@ -261,15 +267,34 @@ def branch_and_bound(
     ub = incumbent
     slack = slack_of(ub)
     best_mask: np.ndarray | None = None
-    stack = [_Node(force_open[cols].copy(), np.ones(k, dtype=bool), np.asarray(lam, dtype=np.float64).copy(),
-                   -math.inf)]  # fmt: skip
+    # best bound first, so that the bound reported at a time limit is the smallest over the open nodes and rises
+    # as they are solved; deeper nodes first among equal bounds. Past ``max_open`` nodes (their multipliers take
+    # 8 n bytes each) the children of a node are explored depth first, to the end of its subtree.
+    root_node = _Node(force_open[cols].copy(), np.ones(k, dtype=bool), np.asarray(lam, dtype=np.float64).copy(),
+                      -math.inf)  # fmt: skip
+    heap: list[tuple[float, int, int, _Node]] = [(-math.inf, 0, 0, root_node)]
+    dive: list[_Node] = []
+    max_open = max(1000, int(OPEN_NODES_BYTES // (8 * max(1, C.shape[0]))))
+    counter = 0
     nodes = 0
 
-    while stack:
+    def push(child: _Node, depth: int) -> None:
+        nonlocal counter
+        counter += 1
+        if dive or len(heap) >= max_open:
+            dive.append(child)
+        else:
+            heapq.heappush(heap, (child.bound, -depth, counter, child))
+
+    while heap or dive:
         if time.perf_counter() > deadline:
-            bound = min([ub] + [nd.bound for nd in stack])
+            bound = min([ub] + [nd.bound for nd in dive] + [h[0] for h in heap[:1]])
             return TreeOutcome(_full(best_mask, cols, m), ub, bound, False, nodes)
-        node = stack.pop()
+        if dive:
+            node, depth = dive.pop(), 0
+        else:
+            _, neg_depth, _, node = heapq.heappop(heap)
+            depth = -neg_depth
         if node.bound > ub - slack:
             continue
         nodes += 1
@@ -279,7 +304,7 @@ def branch_and_bound(
         root = nodes == 1
         best_lb, best_lam, rho, xbar, plan, plan_x, *_ = _lagrange_kernel.subgradient(
             sc, order, Fs, node.lam, keep, allowed, p_code, ub, slack,
-            5 * node_iterations if root else node_iterations, 1.0 if root else 0.5, 8,
+            root_iterations if root else node_iterations, 1.0 if root else 0.5, 8,
         )  # fmt: skip
         if _better(plan, ub):
             ub, best_mask, slack = plan, plan_x.copy(), slack_of(plan)
@@ -325,12 +350,12 @@ def branch_and_bound(
         b_allowed[j] = False
         child_open = _Node(a_keep, allowed.copy(), best_lam, float(max(best_lb, lb_open[j])))
         child_close = _Node(keep.copy(), b_allowed, best_lam, float(max(best_lb, lb_close[j])))
-        # depth first, the more promising child (lower bound) on top
+        # when diving, the more promising child (lower bound) on top
         first, second = (
             (child_open, child_close) if child_open.bound <= child_close.bound else (child_close, child_open)
         )
-        stack.append(second)
-        stack.append(first)
+        push(second, depth + 1)
+        push(first, depth + 1)
     return TreeOutcome(_full(best_mask, cols, m), ub, ub, True, nodes)
 
 
