@@ -24,6 +24,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 setup: $(STAMP) $(LEAFLET)
+	@$(BIN)/python -m optimizer._lagrange_kernel
 
 demo: setup  ## generate the synthetic merged municipality, import it, plan, write out/demo/{plan.json,layers.gpkg,map.html}
 	$(BIN)/branchnet demo --out out/demo

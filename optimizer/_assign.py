@@ -274,8 +274,9 @@ def _lagrangian_sorted(
     ``heuristic_every`` iterations with a Lagrangian heuristic (local search from the subproblem's sites) between
     rounds."""
     sc, order = _lagrange_kernel.sorted_rows(np.ascontiguousarray(data.C, dtype=np.float64))
-    F = np.ascontiguousarray(data.F, dtype=np.float64)
-    keep, allowed = np.ascontiguousarray(data.keep), np.ascontiguousarray(data.allowed)
+    # writeable copies: a read-only array is another type to numba, and another compilation
+    F = np.array(data.F, dtype=np.float64)
+    keep, allowed = np.array(data.keep, dtype=np.bool_), np.array(data.allowed, dtype=np.bool_)
     p_code = -1 if data.p is None else int(data.p)
     integral = data.integral
     lam = np.asarray(data.C[:, state.best_mask].min(axis=1), dtype=np.float64)

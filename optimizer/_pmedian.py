@@ -304,7 +304,7 @@ def branch_and_bound(
         root = nodes == 1
         best_lb, best_lam, rho, xbar, plan, plan_x, *_ = _lagrange_kernel.subgradient(
             sc, order, Fs, node.lam, keep, allowed, p_code, ub, slack,
-            root_iterations if root else node_iterations, 1.0 if root else 0.5, 8,
+            root_iterations if root else node_iterations, 1.0 if root else 0.5, 8, 5e-3, 0, -math.inf,
         )  # fmt: skip
         if _better(plan, ub):
             ub, best_mask, slack = plan, plan_x.copy(), slack_of(plan)
