@@ -290,7 +290,7 @@ def _lagrangian_sorted(
         slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(ub))
         size = min(chunk, max_iter - it)
         lb, best_lam, rho, _, plan, plan_x, done, lam, theta, stall = _lagrange_kernel.subgradient(
-            sc, order, F, lam, keep, allowed, p_code, ub, slack, size, theta, patience, MIN_STEP, stall, best_lb
+            sc, order, F, lam, keep, allowed, p_code, ub, slack, size, theta, patience, MIN_STEP, stall, best_lb, 0.0
         )
         it += done
         state.lr_iterations = it
