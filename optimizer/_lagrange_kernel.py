@@ -97,8 +97,8 @@ def plan_value(sc: np.ndarray, order: np.ndarray, F: np.ndarray, x: np.ndarray) 
 @numba.njit(cache=True, nogil=True)
 def subgradient(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam0: np.ndarray, keep: np.ndarray,
                 allowed: np.ndarray, p: int, ub: float, slack: float, iterations: int, theta0: float,
-                patience: int, min_theta: float = 5e-3, stall0: int = 0,
-                best0: float = -np.inf) -> tuple[Any, ...]:  # fmt: skip
+                patience: int, min_theta: float = 5e-3, stall0: int = 0, best0: float = -np.inf,
+                deflect: float = 0.0) -> tuple[Any, ...]:  # fmt: skip
     """Warm-started subgradient optimisation of the node's Lagrangian bound, with the subproblem's plans as a
     heuristic.
 
@@ -107,9 +107,9 @@ def subgradient(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam0: np.ndarr
     for improvement; ``best_lam`` is then ``lam0`` unless ``best_lb`` exceeds ``best0``): ``xbar`` is an
     exponential average of the subproblem's solutions (a primal estimate for branching) and ``plan_*`` the best
     plan seen, if it beats ``ub`` (``plan_value`` inf otherwise). Polyak's step aims at ``ub``; the step factor
-    halves after ``patience`` iterations without improvement. Stops early when the bound reaches ``ub - slack``,
-    the step factor falls below ``min_theta``, or the subproblem's solution assigns every client once (the bound
-    is then exact).
+    halves after ``patience`` iterations without improvement; ``deflect`` > 0 deflects the direction (below). Stops
+    early when the bound reaches ``ub - slack``, the step factor falls below ``min_theta``, or the subproblem's
+    solution assigns every client once (the bound is then exact).
     """
     n, k = sc.shape
     lam = lam0.copy()
@@ -122,6 +122,7 @@ def subgradient(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam0: np.ndarr
     plan_x = np.zeros(k, np.bool_)
     best_plan = np.inf
     g = np.empty(n)
+    d = np.zeros(n)
     theta, stall, it = theta0, stall0, 0
     while it < iterations:
         it += 1
@@ -162,9 +163,24 @@ def subgradient(sc: np.ndarray, order: np.ndarray, F: np.ndarray, lam0: np.ndarr
             norm += g[i] * g[i]
         if norm == 0.0:
             break  # the subproblem's solution assigns every client once: lb is the node's optimum
-        step = theta * max(ub - lb, 1e-6) / norm
+        # deflection (Camerini, Fratta and Maffioli 1975): the step follows d = g + beta d_prev, with
+        # beta = -deflect (g . d_prev) / |d_prev|^2 when g turns back against d_prev (0 otherwise), which damps the
+        # zig-zag of plain subgradient steps
+        dot = 0.0
+        dd = 0.0
         for i in range(n):
-            lam[i] += step * g[i]
+            dot += g[i] * d[i]
+            dd += d[i] * d[i]
+        beta = 0.0
+        if dot < 0.0 and dd > 0.0:
+            beta = -deflect * dot / dd
+        dnorm = 0.0
+        for i in range(n):
+            d[i] = g[i] + beta * d[i]
+            dnorm += d[i] * d[i]
+        step = theta * max(ub - lb, 1e-6) / dnorm
+        for i in range(n):
+            lam[i] += step * d[i]
     return best_lb, best_lam, best_rho, xbar, best_plan, plan_x, it, lam, theta, stall
 
 
@@ -184,7 +200,7 @@ def warm_up() -> float:
     F, lam = np.zeros(3), C.mean(axis=1)
     keep, allowed = np.zeros(3, dtype=np.bool_), np.ones(3, dtype=np.bool_)
     for p in (1, -1):
-        subgradient(sc, order, F, lam, keep, allowed, p, 10.0, 1e-9, 5, 1.0, 8, 1e-4, 0, -np.inf)
+        subgradient(sc, order, F, lam, keep, allowed, p, 10.0, 1e-9, 5, 1.0, 8, 1e-4, 0, -np.inf, 0.0)
     plan_value(sc, order, F, allowed)
     return time.perf_counter() - started
 
