@@ -524,12 +524,13 @@ def _forest_bound(travel: np.ndarray, trees: int) -> float:
 def _work_budget(n: int, m: int, seconds: float) -> int:
     """Ruin-and-recreate iterations for a pool: a fixed cost per iteration, so a time limit gives a work limit.
 
-    One iteration takes about 300 + 0.5 (n + m) microseconds here; the budget assumes 2.5 times that, so the
+    One iteration takes about 300 + 0.5 (n + m) microseconds here; the budget assumes 5 times that, so the
     search normally ends on its iteration count (and is then reproducible) rather than on the clock, even on a
-    busy machine. The search quality levels off well before the budget (ten times the time changes scores by
-    under 1%).
+    machine busy enough to slow it 5 times (2.5 times was not enough: with two other processes per core the
+    clock stopped it and the same inputs gave another timetable). The search quality levels off well before the
+    budget (ten times the time changes scores by under 1%).
     """
-    per_iteration = 2.5 * (300.0 + 0.5 * (n + m)) * 1e-6
+    per_iteration = 5.0 * (300.0 + 0.5 * (n + m)) * 1e-6
     return int(min(600 * n, max(200, seconds / per_iteration)))
 
 
@@ -543,8 +544,12 @@ def _solve_pool(
     seed: int,
     ortools_share: float,
     stats: dict[str, float],
+    work_s: float | None = None,
 ) -> list[list[int]]:
     """Open routes (local node ids) covering the pool, with span <= limit, cheapest travel found in the time.
+
+    ``work_s`` (default ``time_limit_s``) sets the search's iteration budget: it is the pool's share of the
+    nominal time limit, not of the time left, so that the same inputs do the same work (the clock only caps it).
 
     Start from today's routes (those within the limit, the longest when there are too many), or from OR-Tools
     when ``ortools_share`` > 0 or today's routes cannot take every stop; then ruin-and-recreate.
@@ -568,12 +573,14 @@ def _solve_pool(
     if ortools_share > 0:
         found = _ortools_routes(travel, dwell, limit, m, seeds, max(0.2, ortools_share * time_limit_s), stats)
         routes = found if found is not None else routes
+    nominal = time_limit_s if work_s is None else work_s
     for attempt in range(2):
         remaining = max(0.05, time_limit_s - (time.perf_counter() - start))
         try:
             info: dict[str, float] = {}
             found_routes = improve_routes(
-                travel, dwell, limit, routes, m, iterations=_work_budget(n, m, remaining), time_limit_s=remaining,
+                travel, dwell, limit, routes, m, time_limit_s=remaining,
+                iterations=_work_budget(n, m, nominal if attempt == 0 else remaining),
                 seed=seed, info=info,
             )  # fmt: skip
             stats["iterations"] = stats.get("iterations", 0.0) + info["iterations"]
@@ -799,7 +806,9 @@ def replan_timetable(
         seeds = [[local[s] for s in seed] for seed in pool.seeds]
         sub = t[np.ix_(pool.stops, pool.stops)]
         share = budget * len(pool.stops) / weight if hard[i] else 0.0
-        routes = _solve_pool(sub, dwell[pool.stops], limit, pool, seeds, share, params.seed + i, ortools_share, stats)
+        work = 0.95 * params.time_limit_s * len(pool.stops) / weight if hard[i] else 0.0  # not clock-dependent
+        routes = _solve_pool(sub, dwell[pool.stops], limit, pool, seeds, share, params.seed + i, ortools_share, stats,
+                             work_s=work)  # fmt: skip
         if sorted(v for r in routes for v in r) != list(range(len(pool.stops))):
             raise AssertionError("a pool's routes lost or repeated stops")
         all_routes.append([[int(pool.stops[v]) for v in r] for r in routes])
