@@ -271,8 +271,9 @@ def _lagrangian_sorted(
 ) -> None:
     """:func:`lagrangian` without a budget, on each client's sorted costs (:mod:`optimizer._lagrange_kernel`): the
     same subgradient steps, compiled and over the pairs cheaper than the multipliers only, in rounds of
-    ``heuristic_every`` iterations with a Lagrangian heuristic (local search from the subproblem's sites) between
-    rounds."""
+    ``5 * heuristic_every`` iterations with a Lagrangian heuristic (local search from the subproblem's sites, each
+    set once) between rounds. It stops at the deadline, at a proof, or when the step factor falls below
+    :data:`MIN_STEP`."""
     sc, order = _lagrange_kernel.sorted_rows(np.ascontiguousarray(data.C, dtype=np.float64))
     # writeable copies: a read-only array is another type to numba, and another compilation
     F = np.array(data.F, dtype=np.float64)
