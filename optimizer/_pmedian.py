@@ -213,17 +213,10 @@ class TreeOutcome:
 
 
 def _choose(rho: np.ndarray, keep: np.ndarray, allowed: np.ndarray, p: int | None) -> np.ndarray:
-    """The Lagrangian subproblem over sites: the (p - |keep|) cheapest free sites, or every negative free one."""
-    x = keep.copy()
-    free = np.flatnonzero(allowed & ~keep)
-    if p is None:
-        x[free[rho[free] < 0]] = True
-        if not x.any() and len(free):
-            x[free[int(np.argmin(rho[free]))]] = True  # at least one site open
-        return x
-    need = p - int(keep.sum())
-    if need > 0:
-        x[free[np.argsort(rho[free], kind="stable")[:need]]] = True
+    """The Lagrangian subproblem over sites (the kernel's own): the (p - |keep|) cheapest free sites, or every
+    negative free one."""
+    x = np.zeros(len(rho), dtype=np.bool_)
+    _lagrange_kernel._choose(rho, keep, allowed, -1 if p is None else int(p), x)
     return x
 
 
