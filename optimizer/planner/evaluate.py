@@ -36,23 +36,26 @@ def access(problem: PlannerProblem, decision: PlanDecision, *, stop_served: np.n
     open_b = decision.branch_open
     level = np.asarray(decision.branch_level)
     t = np.asarray(problem.branch_time_s, dtype=np.float64)
-    near = np.where(open_b[None, :], t, np.inf).min(axis=1) if open_b.any() else np.full(n, np.inf)
-    reach_b = (t <= st.branch_drive_s) & open_b[None, :]
-    hours = np.where(open_b, np.asarray(problem.branch_hours)[np.arange(len(open_b)), np.maximum(level, 0)], 0.0)
+    kept = np.flatnonzero(open_b)
+    t_open = t[:, kept]
+    near = t_open.min(axis=1) if len(kept) else np.full(n, np.inf)
+    reach_b = t_open <= st.branch_drive_s
+    hours = np.asarray(problem.branch_hours)[kept, level[kept]]
     b_credit = np.where(reach_b, cr.branch.credit(hours)[None, :], 0.0).max(axis=1, initial=0.0)
-    meets = reach_b.any(axis=1)
+    meets = np.asarray(reach_b.any(axis=1))
     best = b_credit.copy()
     mode = np.where(b_credit > 0, "branch", "none").astype(object)
     s = len(problem.stop_ids)
     if s:
         interval = np.asarray(decision.stop_interval, dtype=np.int64)
         served = interval > 0 if stop_served is None else np.asarray(stop_served, dtype=bool) & (interval > 0)
-        walk = np.asarray(problem.stop_walk_s, dtype=np.float64)
-        reach_s = (walk <= st.stop_walk_s) & served[None, :]
-        dwell = np.asarray(problem.stop_dwell_s, dtype=np.float64)
-        s_hours = np.where(served, dwell / 3600.0 / np.maximum(interval, 1), 0.0)
-        s_credit = np.where(reach_s, cr.mobile.credit(s_hours)[None, :], 0.0).max(axis=1, initial=0.0)
-        meets |= (reach_s & (interval <= st.stop_max_interval)[None, :]).any(axis=1)
+        idx = np.flatnonzero(served)  # only the served stops' columns: a plan serves a few of the candidates
+        reach_s = np.asarray(problem.stop_walk_s)[:, idx] <= st.stop_walk_s
+        dwell = np.asarray(problem.stop_dwell_s, dtype=np.float64)[idx]
+        s_credit = np.where(reach_s, cr.mobile.credit(dwell / 3600.0 / interval[idx])[None, :], 0.0).max(
+            axis=1, initial=0.0
+        )
+        meets |= (reach_s & (interval[idx] <= st.stop_max_interval)[None, :]).any(axis=1)
         mode = np.where(s_credit > best, "bookmobile", mode)
         best = np.maximum(best, s_credit)
     d = len(problem.desk_ids)
@@ -171,23 +174,37 @@ def kpis(
         if problem.branch_dist_m is not None
         else None
     )
+    # sums per zone and census area by bincount (one pass per year), not one mask per name
+    n_zones = len(names)
+    people_all = pop.sum(axis=2)  # (Y, N)
+    covered_all = cov.sum(axis=2)
+    recipients = home_delivery_recipients(problem, acc)
+    modes = ("branch", "bookmobile", "desk", "none")
+    mode_code = np.full(len(acc.mode), len(modes), dtype=np.int64)
+    for code, m in enumerate(modes):
+        mode_code[acc.mode == m] = code
+    areas = np.asarray(problem.area, dtype=np.int64) if problem.area is not None else None
     out = []
     for y in range(pop.shape[0]):
         total = float(pop[y].sum())
-        by_zone = {}
-        for z, name in enumerate(names):
-            mask = zones == z
-            zt = float(pop[y, mask].sum())
-            by_zone[name] = {"population": zt, "covered": float(cov[y, mask].sum()),
-                             "share": float(cov[y, mask].sum()) / zt if zt else 1.0}  # fmt: skip
+        zone_pop = np.bincount(zones, weights=people_all[y], minlength=n_zones)
+        zone_cov = np.bincount(zones, weights=covered_all[y], minlength=n_zones)
+        by_zone = {
+            name: {"population": float(zone_pop[z]), "covered": float(zone_cov[z]),
+                   "share": float(zone_cov[z]) / float(zone_pop[z]) if zone_pop[z] else 1.0}
+            for z, name in enumerate(names)
+        }  # fmt: skip
+        group_pop = pop[y].sum(axis=0)
+        group_cov = cov[y].sum(axis=0)
         by_group = {
-            int(g): {"population": float(pop[y, :, g].sum()), "covered": float(cov[y, :, g].sum()),
-                     "share": float(cov[y, :, g].sum() / pop[y, :, g].sum()) if pop[y, :, g].sum() else 1.0}
+            int(g): {"population": float(group_pop[g]), "covered": float(group_cov[g]),
+                     "share": float(group_cov[g] / group_pop[g]) if group_pop[g] else 1.0}
             for g in range(pop.shape[2])
         }  # fmt: skip
-        people = pop[y].sum(axis=1)
-        by_mode = {m: float(people[acc.mode == m].sum()) for m in ("branch", "bookmobile", "desk", "none")}
-        by_mode["home_delivery"] = float(home_delivery_recipients(problem, acc)[y].sum())
+        people = people_all[y]
+        mode_pop = np.bincount(mode_code, weights=people, minlength=len(modes) + 1)
+        by_mode = {m: float(mode_pop[code]) for code, m in enumerate(modes)}
+        by_mode["home_delivery"] = float(recipients[y].sum())
         block: dict[str, Any] = {
             "population": total,
             "covered": float(cov[y].sum()),
@@ -197,23 +214,31 @@ def kpis(
         drive = access_block(acc.nearest_branch_s, dist, people, standard_s=problem.standards.branch_drive_s)
         block.update({k: v for k, v in drive.items() if k != "population"})
         block.update({"by_group": by_group, "by_zone": by_zone, "people_by_mode": by_mode})
-        if problem.area is not None:
-            areas = np.asarray(problem.area, dtype=np.int64)
-            block["by_area"] = {}
-            for a, name in enumerate(problem.area_names):
-                mask = areas == a
-                at = float(pop[y, mask].sum())
-                block["by_area"][name] = {"population": at, "covered": float(cov[y, mask].sum()),
-                                          "share": float(cov[y, mask].sum()) / at if at else 1.0}  # fmt: skip
+        if areas is not None:
+            n_areas = len(problem.area_names)
+            area_pop = np.bincount(areas, weights=people, minlength=n_areas)
+            area_cov = np.bincount(areas, weights=covered_all[y], minlength=n_areas)
+            block["by_area"] = {
+                name: {"population": float(area_pop[a]), "covered": float(area_cov[a]),
+                       "share": float(area_cov[a]) / float(area_pop[a]) if area_pop[a] else 1.0}
+                for a, name in enumerate(problem.area_names)
+            }  # fmt: skip
         out.append(block)
     return out
 
 
-def shortfalls(problem: PlannerProblem, decision: PlanDecision, served: np.ndarray, operating: float) -> list[str]:
-    """What the routed plan misses: standards (stops the routing could not fit) and the budget (routed costs)."""
-    out = standard_shortfalls(problem, decision, stop_served=served)
+def shortfalls(
+    problem: PlannerProblem, decision: PlanDecision, served: np.ndarray, operating: float, *,
+    k: list[dict[str, Any]] | None = None, total: list[float] | None = None, base: list[dict[str, Any]] | None = None,
+) -> list[str]:  # fmt: skip
+    """What the routed plan misses: standards (stops the routing could not fit) and the budget (routed costs).
+
+    ``k``, ``total`` and ``base`` (the plan's KPIs, its yearly costs and today's KPIs) save their recomputation.
+    """
+    k = kpis(problem, decision, stop_served=served) if k is None else k
+    out = standard_shortfalls(problem, decision, stop_served=served, k=k, base=base)
     if problem.budget is not None:
-        total = costs(problem, decision, bookmobile_operating=operating)["total"]
+        total = costs(problem, decision, bookmobile_operating=operating)["total"] if total is None else total
         worst = max(total[y] for y in problem.years)
         if worst > problem.budget * (1 + 1e-9):
             out.append(f"annual cost {worst:,.0f} with the routed bookmobile > budget {problem.budget:,.0f}")
@@ -221,13 +246,12 @@ def shortfalls(problem: PlannerProblem, decision: PlanDecision, served: np.ndarr
         from optimizer.visits import expected_visits
 
         got = expected_visits(problem, decision, problem.visits, stop_served=served).total
-        base = expected_visits(problem, today(problem), problem.visits).total
+        today_visits = expected_visits(problem, today(problem), problem.visits).total
         for y in problem.years:
-            if got[y] < problem.min_visits_share * base[y] - 1e-6:
+            if got[y] < problem.min_visits_share * today_visits[y] - 1e-6:
                 out.append(f"{problem.year_name(y)}: expected visits {got[y]:,.0f} < {problem.min_visits_share:.0%} "
-                           f"of today's {base[y]:,.0f}")  # fmt: skip
+                           f"of today's {today_visits[y]:,.0f}")  # fmt: skip
     if problem.min_credit is not None:
-        k = kpis(problem, decision, stop_served=served)
         worst_credit = min(k[y]["credit_share"] for y in problem.years)
         if worst_credit < problem.min_credit - 1e-9:
             out.append(f"credit share {worst_credit:.4%} < the required {problem.min_credit:.4%}")
@@ -240,19 +264,38 @@ def plan_value(
     """The plan's objective and its tie-break: (worst-year cost, -worst-year credit share) for ``min_cost``,
     (worst-year credit share, worst-year cost) for ``max_coverage``."""
     total = costs(problem, decision, bookmobile_operating=operating)["total"]
+    return _value(problem, total, kpis(problem, decision, stop_served=served))
+
+
+def _value(problem: PlannerProblem, total: list[float], k: list[dict[str, Any]]) -> tuple[float, float]:
     cost = float(max(total[y] for y in problem.years))
-    k = kpis(problem, decision, stop_served=served)
     credit = float(min(k[y]["credit_share"] for y in problem.years))
     return (cost, -credit) if problem.objective == "min_cost" else (credit, cost)
 
 
+def evaluate_plan(
+    problem: PlannerProblem, decision: PlanDecision, served: np.ndarray, operating: float, *,
+    base: list[dict[str, Any]] | None = None,
+) -> tuple[tuple[float, float], list[str]]:  # fmt: skip
+    """:func:`plan_value` and :func:`shortfalls` of a routed plan, its KPIs and costs computed once (``base``:
+    today's KPIs, when the caller keeps them)."""
+    total = costs(problem, decision, bookmobile_operating=operating)["total"]
+    k = kpis(problem, decision, stop_served=served)
+    return _value(problem, total, k), shortfalls(problem, decision, served, operating, k=k, total=total, base=base)
+
+
 def standard_shortfalls(
-    problem: PlannerProblem, decision: PlanDecision, *, stop_served: np.ndarray | None = None
-) -> list[str]:
-    """The standards ``decision`` misses, each with its target and achieved share (empty: all met)."""
+    problem: PlannerProblem, decision: PlanDecision, *, stop_served: np.ndarray | None = None,
+    k: list[dict[str, Any]] | None = None, base: list[dict[str, Any]] | None = None,
+) -> list[str]:  # fmt: skip
+    """The standards ``decision`` misses, each with its target and achieved share (empty: all met).
+
+    ``k`` and ``base`` (the plan's and today's KPIs) save their recomputation.
+    """
     st = problem.standards
-    k = kpis(problem, decision, stop_served=stop_served)
-    base = kpis(problem, today(problem))
+    k = kpis(problem, decision, stop_served=stop_served) if k is None else k
+    if st.zone_max_loss is not None and base is None:
+        base = kpis(problem, today(problem))
     out = []
     if problem.must_meet is not None:
         must = np.asarray(problem.must_meet, dtype=bool)
@@ -270,6 +313,7 @@ def standard_shortfalls(
             if share < target - 1e-6:
                 out.append(f"{problem.year_name(y)}: group {g} coverage {share:.2%} < target {target:.2%}")
         if st.zone_max_loss is not None:
+            assert base is not None
             for name, z in k[y]["by_zone"].items():
                 loss = base[y]["by_zone"][name]["share"] - z["share"]
                 if loss > st.zone_max_loss + 1e-6:

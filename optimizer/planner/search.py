@@ -14,8 +14,9 @@ the search is free or forced to it).
 *Branch-and-bound* (at most :data:`EXACT_PATTERN_BRANCHES` free branches). Each round the master gives the best
 plan of the relaxation over what is still open, and its bound; its plan is timetabled and evaluated.
 
-- When the master charged its plan the plan's exact routed cost, the master's value is a real plan's value and
-  nothing left can beat it: the search ends (*proven*).
+- When the master charged its plan the plan's exact routed cost and its bound meets the best plan, nothing left
+  can beat it: the search ends (*proven*). A master stopped by its time limit short of its optimum proves nothing
+  by charging its plan right; that selection is set aside with the bound.
 - When the plan's routing cost is only bounded and the bound does not move the master, that stop selection is
   set aside with the current bound; when a pattern has had its share of rounds it is *closed* likewise.
 - The search also ends when the master's bound reaches the best plan (*bound*), when nothing is left
@@ -45,7 +46,7 @@ from optimizer._tours import cost_shares, subset_tours, tours_lower_bound
 from optimizer.bookmobile import BookmobileProblem, BookmobileResult, Fleet, plan_timetable, plan_timetable_exact
 from optimizer.errors import BudgetTooSmallError, CoverageUnreachableError, InfeasibleProblemError
 from optimizer.params import SolveParams
-from optimizer.planner.evaluate import costs, kpis, plan_value, shortfalls
+from optimizer.planner.evaluate import costs, evaluate_plan, kpis
 from optimizer.planner.problem import (
     WEEKS_PER_YEAR,
     PlanDecision,
@@ -174,6 +175,8 @@ class _Search:
         self.closed = 0
         self.set_aside = 0
         self.master_s = 0.0  # longest master solve so far
+        # today's KPIs, against which a former municipality's loss is measured (computed once, not per plan)
+        self.base_kpis = kpis(problem, today(problem)) if problem.standards.zone_max_loss is not None else None
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
@@ -207,8 +210,7 @@ class _Search:
     def consider(self, decision: PlanDecision, routed: Routed) -> _Plan:
         """Evaluate a routed plan on the demand points and keep it if it is the best so far."""
         self.evaluated += 1
-        value = plan_value(self.problem, decision, routed.served, routed.operating)
-        misses = shortfalls(self.problem, decision, routed.served, routed.operating)
+        value, misses = evaluate_plan(self.problem, decision, routed.served, routed.operating, base=self.base_kpis)
         plan = _Plan(value, decision, routed, misses)
         if not misses:
             if self.best is None or self.better(value, self.best.value):
@@ -218,12 +220,12 @@ class _Search:
         return plan
 
     def consider_today(self) -> None:
-        """Today's network is a plan too, when the forced decisions allow it: a search stopped by its limits never
-        returns worse than the status quo, nor "infeasible" when the status quo meets every constraint."""
-        decision = today(self.problem)
-        open_now = decision.branch_open
-        if (open_now & self.problem.close_mask).any() or (~open_now & self.problem.keep_mask).any():
-            return
+        """Today's network, less the branches forced closed, is a plan too: a search stopped by its limits (or a
+        machine too busy for its first master solve) never returns worse than the status quo with the forced
+        closures, nor "no plan found" when that plan meets every constraint. It has no bookmobile, so it costs no
+        routing."""
+        decision = today(self.problem)  # every branch is open today (current_level names a level of each)
+        decision.branch_level[self.problem.close_mask] = -1
         self.consider(decision, self.route(decision))
 
     def can_improve(self, bound: float) -> bool:
@@ -344,11 +346,14 @@ class _Search:
                 self.heuristic(pattern)
             routed, plan = self._master_plan(sel, remaining)
             exact_fit = routed.exact and routed.complete and not plan.misses
-            if exact_fit and routed.arc_cost <= sel.eta + 1e-7 * max(1.0, routed.arc_cost):
-                ended = "proven"  # the master charged this plan its true cost: nothing left is better than it
+            charged = exact_fit and routed.arc_cost <= sel.eta + 1e-7 * max(1.0, routed.arc_cost)
+            if charged and not self.can_improve(remaining):
+                ended = "proven"  # the master charged this plan its true cost and its bound meets the best plan
                 break
-            stalled = not routed.exact and routed.arc_lower <= sel.eta + 1e-7 * max(1.0, routed.arc_lower)
-            if stalled:  # its routing bound does not move the master: set this stop selection aside with its bound
+            # A plan charged its true cost whose bound still leaves room (the master stopped on its time limit short
+            # of its optimum) is set aside like a selection whose routing bound does not move the master.
+            stalled = charged or (not routed.exact and routed.arc_lower <= sel.eta + 1e-7 * max(1.0, routed.arc_lower))
+            if stalled:  # the cuts cannot move the master off it: set this stop selection aside with its bound
                 closed.append(remaining)
                 self.set_aside += 1
                 master.exclude_selection(sel.decision.stop_interval, sel.decision.vehicles)

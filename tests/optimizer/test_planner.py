@@ -32,6 +32,7 @@ from optimizer.planner import (
     standard_shortfalls,
     today,
 )
+from optimizer.planner.selection import SelectionModel
 
 PARAMS = SolveParams(time_limit_s=5.0, seed=0)
 ROUTED = SolveParams(time_limit_s=3.0, seed=0)  # bookmobile cases: the routing gets a third of it
@@ -482,6 +483,43 @@ def test_same_inputs_and_seed_give_the_same_plan() -> None:
     assert np.array_equal(a.stop_served, b.stop_served)
     assert a.objective == b.objective
     assert a.costs == b.costs
+
+
+def test_a_search_stopped_before_its_first_round_returns_today_less_the_forced_closures() -> None:
+    """A machine too busy for the first master solve still gets a plan: today's network with the forced closures
+    (it needs no routing), not "no plan found"."""
+    close = np.zeros(B, dtype=bool)
+    close[2] = True
+    problem = network(0, vehicles=1, budget=1e9, close=close)
+    r = solve_plan(problem, params=ROUTED, max_rounds=0)
+    expected = today(problem)
+    expected.branch_level[2] = -1
+    assert np.array_equal(r.decision.branch_level, expected.branch_level)
+    assert not r.decision.stop_interval.any() and not r.decision.desk_open.any() and r.decision.vehicles == 0
+    assert r.kpis == kpis(problem, expected)
+    assert r.status != "optimal" and r.bound is None  # nothing was searched, so nothing is proven
+
+
+def test_a_master_stopped_short_of_its_optimum_proves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master charging its plan the exact routed cost proves that plan optimal only when the master's bound
+    meets it: a master stopped by its time limit (simulated by a weaker dual bound) must not end the search as
+    proven, and the bound reported stays a bound."""
+    free = solved(0, "max_coverage", vehicles=1)
+    assert free.status == "optimal"
+    real = SelectionModel.solve
+
+    def stopped_short(self: SelectionModel, **kw: Any) -> Any:
+        sel = real(self, **kw)
+        if self.mode == "bound" and sel.decision is not None:  # max_coverage: the MIP minimises minus the share
+            return replace(sel, status="time_limit", bound=sel.bound - 0.5)
+        return sel
+
+    monkeypatch.setattr(SelectionModel, "solve", stopped_short)
+    r = solve_plan(network(0, vehicles=1), params=ROUTED, max_rounds=8)
+    assert r.search["ended_by"] != "proven"
+    assert r.status != "optimal" and r.gap is not None and r.gap > 0.1
+    assert r.bound is not None and r.bound >= free.objective - 1e-9
+    assert r.objective <= free.objective + 1e-9
 
 
 # --- need weights (digital uptake) ---------------------------------------------------------------------------------
