@@ -107,7 +107,7 @@ def finished(run: dict[str, Any]) -> bool:
 
 def succeeded(client: Any, keys: Keys, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
     run = wait(client, keys, run_id, finished, timeout)
-    assert run["status"] == "succeeded", run
+    assert run["status"] == "succeeded", f"run {run_id} ended {run['status']}: {run.get('error')!r} ({run})"
     return run
 
 
