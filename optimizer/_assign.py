@@ -274,8 +274,10 @@ def _lagrangian_sorted(
     ``5 * heuristic_every`` iterations with a Lagrangian heuristic (local search from the subproblem's sites, each
     set once) between rounds. It stops at the deadline, at a proof, or when the step factor falls below
     :data:`MIN_STEP`."""
-    sc, order = _lagrange_kernel.sorted_rows(np.ascontiguousarray(data.C, dtype=np.float64))
+    C = np.asarray(data.C, dtype=np.float64)
+    sc, order = _lagrange_kernel.sorted_rows(C)
     # writeable copies: a read-only array is another type to numba, and another compilation
+    ct = np.array(C.T, order="C")
     F = np.array(data.F, dtype=np.float64)
     keep, allowed = np.array(data.keep, dtype=np.bool_), np.array(data.allowed, dtype=np.bool_)
     p_code = -1 if data.p is None else int(data.p)
@@ -291,8 +293,9 @@ def _lagrangian_sorted(
         slack = 1.0 - 1e-6 if integral else 1e-9 * max(1.0, abs(ub))
         size = min(chunk, max_iter - it)
         lb, best_lam, rho, _, plan, plan_x, done, lam, theta, stall = _lagrange_kernel.subgradient(
-            sc, order, F, lam, keep, allowed, p_code, ub, slack, size, theta, patience, MIN_STEP, stall, best_lb, 0.0
-        )
+            sc, order, ct, F, lam, keep, allowed, p_code, ub, slack, size, theta, patience, MIN_STEP, stall, best_lb,
+            0.0,
+        )  # fmt: skip
         it += done
         state.lr_iterations = it
         improved = lb > best_lb + 1e-9 * max(1.0, abs(lb))  # rho is the reduced costs at best_lam only then

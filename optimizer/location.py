@@ -458,8 +458,8 @@ def _solve_assignment(problem: LocationProblem, params: SolveParams, start: floa
             # Lagrangian branch and bound over the sites left after fixing, VNS with what time is left
             tree = _pmedian.branch_and_bound(
                 C, data.F, columns=columns, force_open=data.keep | fixed_open, p=data.p, lam=np.asarray(state.lam),
-                incumbent=state.best_value, deadline=time.perf_counter() + 0.9 * (deadline - time.perf_counter()),
-                integral=data.integral,
+                incumbent=state.best_value, deadline=time.perf_counter() + 0.95 * (deadline - time.perf_counter()),
+                integral=data.integral, workers=params.workers,
             )  # fmt: skip
             tree_nodes = tree.nodes
             if tree.open_mask is not None and tree.value < state.best_value - 1e-9 * max(1.0, abs(state.best_value)):

@@ -200,18 +200,67 @@ def enumerate_pmedian(C: np.ndarray, p: int) -> float:
     return min(float(C[:, list(s)].min(axis=1).sum()) for s in itertools.combinations(range(C.shape[1]), p))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("seed", range(10))
-def test_branch_and_bound_from_scratch_equals_enumeration(seed: int) -> None:
-    """Started with no incumbent and crude multipliers, the tree must find and prove the optimum itself."""
+def test_branch_and_bound_from_scratch_equals_enumeration(seed: int, workers: int) -> None:
+    """Started with no incumbent and crude multipliers, the tree must find and prove the optimum itself, on one
+    thread or solving rounds of nodes on two."""
     C, p = pmedian_instance(seed)
     n = C.shape[0]
     out = _pmedian.branch_and_bound(
         C, np.zeros(n), columns=np.ones(n, bool), force_open=np.zeros(n, bool), p=p, lam=C.mean(axis=1),
-        incumbent=math.inf, deadline=time.perf_counter() + 20, integral=True,
+        incumbent=math.inf, deadline=time.perf_counter() + 20, integral=True, workers=workers,
     )  # fmt: skip
     assert out.proven and out.open_mask is not None
     assert out.value == enumerate_pmedian(C, p)
     assert float(C[:, out.open_mask].min(axis=1).sum()) == out.value and int(out.open_mask.sum()) == p
+
+
+def enumerate_fixed_charge(C: np.ndarray, F: np.ndarray) -> float:
+    m = C.shape[1]
+    return min(
+        float(C[:, list(s)].min(axis=1).sum() + F[list(s)].sum())
+        for r in range(1, m + 1)
+        for s in itertools.combinations(range(m), r)
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_branch_and_bound_without_p_equals_enumeration(seed: int, workers: int) -> None:
+    """Fixed charges and no site count (every site whose reduced cost is negative opens): the optimum of all
+    2^m - 1 plans."""
+    rng = np.random.default_rng(100 + seed)
+    n, m = 14, 10
+    C = rng.integers(1, 60, (n, m)).astype(float)
+    F = rng.integers(20, 120, m).astype(float)
+    out = _pmedian.branch_and_bound(
+        C, F, columns=np.ones(m, bool), force_open=np.zeros(m, bool), p=None, lam=C.min(axis=1),
+        incumbent=math.inf, deadline=time.perf_counter() + 20, integral=True, workers=workers,
+    )  # fmt: skip
+    assert out.proven and out.open_mask is not None
+    value = float(C[:, out.open_mask].min(axis=1).sum() + F[out.open_mask].sum())
+    assert value == out.value == enumerate_fixed_charge(C, F)
+
+
+def test_branch_and_bound_on_two_workers_repeats_itself() -> None:
+    """Rounds of nodes solved side by side merge in the order taken: the same inputs give the same plan, bound
+    and node count, however the threads were scheduled; and the optimum the one-thread tree proves."""
+    rng = np.random.default_rng(1)
+    n, p = 80, 5
+    C = rng.integers(1, 100, (n, n)).astype(float)  # random costs: a weak bound, a few hundred nodes
+    runs = [
+        _pmedian.branch_and_bound(
+            C, np.zeros(n), columns=np.ones(n, bool), force_open=np.zeros(n, bool), p=p, lam=C.mean(axis=1),
+            incumbent=math.inf, deadline=time.perf_counter() + 60, integral=True, workers=workers,
+        )  # fmt: skip
+        for workers in (2, 2, 1)
+    ]
+    assert all(r.proven and r.open_mask is not None for r in runs)
+    assert runs[0].nodes > 16, "the tree should take more than one round"
+    assert runs[0].nodes == runs[1].nodes and runs[0].value == runs[1].value
+    assert np.array_equal(runs[0].open_mask, runs[1].open_mask)
+    assert runs[0].value == runs[2].value
 
 
 @pytest.mark.parametrize("seed", range(40))
