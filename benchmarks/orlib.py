@@ -7,7 +7,7 @@ Usage::
     python -m benchmarks.orlib summary [--time-limit S] [--spopt-time-limit S] [--instances pmed1,cap41,...]
                                        [--no-spopt] [--json] [--seed N]
     python -m benchmarks.orlib caplike [--time-limit S] [--instances capa-like-8000,...] [--json]
-    python -m benchmarks.orlib pmedlike [--time-limit S] [--instances pmed21-like,...] [--json]
+    python -m benchmarks.orlib pmedlike [--time-limit S] [--instances pmed21-like,...] [--instance-seed N] [--json]
     python -m benchmarks.orlib reference {caplike,pmedlike} [--time-limit S] [--instances ...]
 
 ``pmedian`` and ``cflp`` print one JSON line per file: instance, objective, bound, gap (the solver's own bound
@@ -38,6 +38,8 @@ the reference optimum in <= 30 s with a bound gap <= 1%) and pmed21-40-like (OR-
 optimal, gap 0, in <= 20 s). Their references are OUR OWN values, in ``benchmarks/reference_optima.csv``, made
 once by ``reference`` (a long run of the same exact pipeline; the CSV says whether each was proven and by what) -
 they are not published optima, and a reference that was not proven is a best-known value with its bound.
+``pmedlike --instance-seed N`` draws other graphs of the same shapes, unseen while the solver was tuned; they have no
+reference and pass on a proof alone.
 
 A value counts as the published optimum when it is within a relative 1e-6 of it (the cap values are published
 to 0.001). The published capacitated cap values allow a customer's demand to be split across warehouses.
@@ -345,13 +347,13 @@ def _note(record: Record) -> str:
 
 def _row(label: str, record: Record) -> str:
     return (
-        f"  {label:<16} {_fmt(record['objective'], '14,.3f')} {_fmt(record['optimum'], '14,.3f')} "
+        f"  {label:<24} {_fmt(record['objective'], '14,.3f')} {_fmt(record['optimum'], '14,.3f')} "
         f"{_fmt(record['gap_to_optimum'], '9.3%')} {_fmt(record['gap'], '9.3%')} {record['seconds']:8.2f} "
         f"{record['status']}{_note(record)}"
     )
 
 
-HEADER = f"  {'instance':<16} {'objective':>14} {'optimum':>14} {'to opt.':>9} {'bound gap':>9} {'seconds':>8} status"
+HEADER = f"  {'instance':<24} {'objective':>14} {'optimum':>14} {'to opt.':>9} {'bound gap':>9} {'seconds':>8} status"
 
 
 def _select(files: Iterable[Path], wanted: set[str] | None) -> list[Path]:
@@ -521,9 +523,13 @@ def run_caplike(name: str, kind: str, capacity: int, *, time_limit_s: float, see
     return record
 
 
-def run_pmedlike(name: str, number: int, *, time_limit_s: float, seed: int) -> Record:
-    inst = pmedian_like(number)
-    ref = read_references().get(name)
+def run_pmedlike(name: str, number: int, *, time_limit_s: float, seed: int, instance_seed: int | None = None) -> Record:
+    """One pmed-like stand-in; with ``instance_seed``, another graph of the same shape (seed ``instance_seed +
+    number``), named ``pmedN-like@SEED``, which has no reference: it passes on a proof alone."""
+    inst = pmedian_like(number, seed=None if instance_seed is None else instance_seed + number)
+    if instance_seed is not None:
+        name = f"{name}@{instance_seed}"
+    ref = None if instance_seed is not None else read_references().get(name)
     result, seconds = solve_pmedian(inst, time_limit_s=time_limit_s, seed=seed)
     record = _record(name, "pmedian", result, seconds, None if ref is None else ref["reference"], n=inst.n, p=inst.p)
     record["reference_proven"] = None if ref is None else ref["proven"]
@@ -561,8 +567,10 @@ def stand_ins(args: argparse.Namespace) -> int:
                   "reference (reference_optima.csv)\n" + HEADER.replace("optimum", "reference"))  # fmt: skip
         for name, number in pmedlike_names():
             if wanted is None or name in wanted:
-                records.append(run_pmedlike(name, number, time_limit_s=limit, seed=args.seed))
-                _show(text, f"{name} (p={records[-1]['p']})", records[-1])
+                records.append(
+                    run_pmedlike(name, number, time_limit_s=limit, seed=args.seed, instance_seed=args.instance_seed)
+                )
+                _show(text, f"{records[-1]['instance']} (p={records[-1]['p']})", records[-1])
         # proven optimal, and at the reference where one was recorded (a proof needs no reference)
         ok = [r["status"] == "optimal" and r["gap"] == 0 and (r["optimum"] is None or _reached(r)) for r in records]
         line = (
@@ -672,6 +680,11 @@ def main(argv: list[str] | None = None) -> int:
         gen.add_argument("--seed", type=int, default=0)
         gen.add_argument("--instances", help="comma-separated names (default: all)")
         gen.add_argument("--json", action="store_true", help="print JSON lines instead of tables")
+        if name == "pmedlike":
+            gen.add_argument(
+                "--instance-seed", type=int,
+                help="other graphs of the same shapes (seed N + the instance number; no reference: a proof passes)",
+            )  # fmt: skip
     ref = sub.add_parser("reference", help="recompute reference optima of a generated set (long runs)")
     ref.add_argument("set", choices=["caplike", "pmedlike"])
     ref.add_argument("--time-limit", type=float, default=600.0, help="seconds per instance")
