@@ -249,13 +249,14 @@ def test_branch_and_bound_on_two_workers_repeats_itself() -> None:
     rng = np.random.default_rng(1)
     n, p = 80, 5
     C = rng.integers(1, 100, (n, n)).astype(float)  # random costs: a weak bound, a few hundred nodes
-    runs = [
-        _pmedian.branch_and_bound(
+
+    def tree(workers: int) -> _pmedian.TreeOutcome:
+        return _pmedian.branch_and_bound(
             C, np.zeros(n), columns=np.ones(n, bool), force_open=np.zeros(n, bool), p=p, lam=C.mean(axis=1),
             incumbent=math.inf, deadline=time.perf_counter() + 60, integral=True, workers=workers,
         )  # fmt: skip
-        for workers in (2, 2, 1)
-    ]
+
+    runs = [tree(2), tree(2), tree(1)]
     assert all(r.proven and r.open_mask is not None for r in runs)
     assert runs[0].nodes > 16, "the tree should take more than one round"
     assert runs[0].nodes == runs[1].nodes and runs[0].value == runs[1].value
