@@ -370,13 +370,17 @@ def _finish(
     algorithm: str,
     stats: dict[str, float],
     assignment: np.ndarray | None = None,
+    limit_hit: bool = False,
 ) -> LocationResult:
+    """The result; ``limit_hit``: a phase stopped on its time limit before the whole solve's (which is otherwise
+    told by the runtime, at least 95% of the limit)."""
     runtime = time.perf_counter() - start
     denom = max(abs(objective), 1e-9)
     gap = 0.0 if proven else abs(objective - bound) / denom
     if gap <= params.gap_tolerance:
         gap, proven = 0.0, True
-    status: Status = "optimal" if proven else ("time_limit" if runtime >= 0.95 * params.time_limit_s else "feasible")
+    timed_out = limit_hit or runtime >= 0.95 * params.time_limit_s
+    status: Status = "optimal" if proven else ("time_limit" if timed_out else "feasible")
     t = problem.time_s
     if assignment is None:
         if open_mask.any():
@@ -526,7 +530,8 @@ def _solve_capacitated(problem: LocationProblem, params: SolveParams, start: flo
         return _no_plan(problem, status, start, algorithm)
     const = problem.base_cost
     return _finish(problem, out.open_mask, out.value + const, out.bound + const, proven=out.proven, start=start,
-                   params=params, algorithm=algorithm, stats=out.stats, assignment=out.assignment)  # fmt: skip
+                   params=params, algorithm=algorithm, stats=out.stats, assignment=out.assignment,
+                   limit_hit=out.stats.get("mip_time_limit", 0.0) > 0)  # fmt: skip
 
 
 def _no_plan(problem: LocationProblem, status: Status, start: float, algorithm: str) -> LocationResult:
